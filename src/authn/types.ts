@@ -1,0 +1,41 @@
+/**
+ * The authentication contract. A backend answers one of three ways:
+ * - `identity`: it knows the account and the secret is right;
+ * - `no-match`: it does not know the account; the chain asks the next backend;
+ * - `denied`: it knows the account and the secret is wrong (or the account may not log in).
+ *   The chain stops there: a guessed password must never fall through to a backend that might
+ *   accept it.
+ */
+export type Labels = Readonly<Record<string, readonly string[]>>;
+
+export interface Identity {
+  /** The account name; `""` for the anonymous caller. */
+  account: string;
+  labels: Labels;
+  /** Which backend vouched for it. */
+  backend: string;
+  anonymous: boolean;
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface AuthnContext {
+  ip: string | undefined;
+  service: string;
+}
+
+export type AuthnResult =
+  | { outcome: 'identity'; identity: Identity }
+  | { outcome: 'no-match' }
+  | { outcome: 'denied'; reason: string };
+
+export interface Authenticator {
+  readonly name: string;
+  /** `credentials` is null for an anonymous request (no Authorization header, no form credentials). */
+  authenticate(credentials: Credentials | null, context: AuthnContext): Promise<AuthnResult>;
+}
+
+export const NO_MATCH: AuthnResult = Object.freeze({ outcome: 'no-match' });

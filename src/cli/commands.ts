@@ -1,0 +1,136 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Identity } from '../authn/types.js';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { dataDir, CONFIG_FILE } from '../config/init.js';
+import {
+  distribution2Block,
+  distribution3Block,
+  zotBlock,
+  type RegistryConfigOptions,
+} from '../config/registry-config.js';
+import { parseScopes } from '../protocol/scope.js';
+import { DEFAULT_COST, hashPassword } from '../security/password.js';
+import { buildIssuer } from '../server/app.js';
+import { buildJwks } from '../token/jwks.js';
+import { readSecret } from './read-secret.js';
+
+export function defaultConfigPath(): string {
+  return join(dataDir(), CONFIG_FILE);
+}
+
+export async function checkConfig(file: string): Promise<LoadedConfig> {
+  return loadConfig(file);
+}
+
+export function describeConfig(loaded: LoadedConfig): string {
+  const { config, signingKey } = loaded;
+  return [
+    `${loaded.source}: OK`,
+    `  listen ${config.server.addr}${loaded.tls ? ' (HTTPS)' : ' (HTTP)'}${config.server.path_prefix ? `, prefix ${config.server.path_prefix}` : ''}`,
+    `  issuer ${JSON.stringify(config.token.issuer)}, tokens live ${config.token.expiration} s`,
+    `  signing ${signingKey.alg}, jwt header ${loaded.jwtHeader}, kid ${signingKey.libtrustKid}`,
+    `  certificate valid until ${signingKey.certificate.validTo}`,
+    `  ${Object.keys(config.users ?? {}).length} static user(s), ${loaded.acl.rules.length} ACL rule(s)`,
+  ].join('\n');
+}
+
+export async function hashPasswordCommand(cost: number): Promise<string> {
+  const password = await readSecret('Password');
+  if (password.length === 0) throw new Error('the password is empty');
+  return hashPassword(password, cost);
+}
+
+/**
+ * Turns `{"user": "password"}` JSON (the plain users file of the service this project replaces)
+ * into a `users:` section with bcrypt hashes.
+ */
+export async function importUsers(file: string, cost = DEFAULT_COST): Promise<string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: not a JSON file: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${file}: expected a JSON object of "user": "password"`);
+  }
+  const users: Record<string, { password: string }> = {};
+  for (const [name, password] of Object.entries(parsed)) {
+    if (typeof password !== 'string') throw new Error(`${file}: the password of ${JSON.stringify(name)} is not a string`);
+    if (name === '') throw new Error(`${file}: an empty user name is not allowed (the empty name means anonymous)`);
+    if (password === '') throw new Error(`${file}: the password of ${JSON.stringify(name)} is empty`);
+    users[name] = { password: await hashPassword(password, cost) };
+  }
+  return stringify({ users });
+}
+
+export interface ExplainOptions {
+  account: string;
+  scopes: string[];
+  service?: string;
+  ip?: string;
+  labels?: string[];
+}
+
+function parseLabels(values: string[]): Record<string, string[]> {
+  const labels: Record<string, string[]> = {};
+  for (const value of values) {
+    for (const pair of value.split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new Error(`--labels expects key=value, got ${JSON.stringify(pair)}`);
+      (labels[pair.slice(0, eq)] ??= []).push(pair.slice(eq + 1));
+    }
+  }
+  return labels;
+}
+
+/** Which rule decides each scope for an account, and what would be granted; no password needed. */
+export async function explain(loaded: LoadedConfig, options: ExplainOptions): Promise<string> {
+  const { issuer } = buildIssuer(loaded);
+  const service = options.service ?? loaded.config.token.services?.[0] ?? 'docker-registry';
+  const staticUser = loaded.config.users?.[options.account];
+  const labels = options.labels?.length ? parseLabels(options.labels) : (staticUser?.labels ?? {});
+  const identity: Identity = { account: options.account, labels, backend: 'explain', anonymous: options.account === '' };
+  const scopes = parseScopes(options.scopes);
+  const decisions = await issuer.authorizeAll(identity, scopes, options.ip, service);
+  const lines = [
+    `account ${JSON.stringify(options.account)}${staticUser ? ' (static user)' : ' (not a static user)'}, service ${JSON.stringify(service)}, ip ${options.ip ?? '(none)'}`,
+    `labels ${JSON.stringify(labels)}`,
+  ];
+  for (const d of decisions) {
+    const asked = `${d.requested.type}:${d.requested.name}:${d.requested.actions.join(',')}`;
+    lines.push(`${asked}\n  rule: ${d.reason}\n  granted: ${d.granted.actions.length ? d.granted.actions.join(',') : '(nothing)'}`);
+  }
+  return lines.join('\n');
+}
+
+export interface RegistryConfigCommandOptions extends RegistryConfigOptions {
+  format: 'distribution2' | 'distribution3' | 'zot' | 'all';
+  writeBundle?: string;
+  writeJwks?: string;
+}
+
+export async function registryConfig(loaded: LoadedConfig, options: RegistryConfigCommandOptions): Promise<string> {
+  const blockOptions: RegistryConfigOptions = { ...options };
+  if (options.writeBundle) {
+    await writeFile(options.writeBundle, loaded.signingKey.certificatePem, { mode: 0o644 });
+    blockOptions.bundlePath ??= options.writeBundle;
+  }
+  if (options.writeJwks) {
+    await writeFile(options.writeJwks, `${JSON.stringify(buildJwks([loaded.signingKey], loaded.jwtHeader), null, 2)}\n`);
+    blockOptions.jwksPath ??= options.writeJwks;
+  }
+  const parts: string[] = [];
+  if (options.format === 'distribution2' || options.format === 'all') {
+    parts.push(`# distribution 2.8 (registry:2), /etc/docker/registry/config.yml\n${distribution2Block(loaded, blockOptions)}`);
+  }
+  if (options.format === 'distribution3' || options.format === 'all') {
+    parts.push(`# distribution 3.x (registry:3), /etc/distribution/config.yml\n${distribution3Block(loaded, blockOptions)}`);
+  }
+  if (options.format === 'zot' || options.format === 'all') {
+    parts.push(`# zot, config.json\n${zotBlock(loaded, blockOptions)}`);
+  }
+  return parts.join('\n');
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { dataDir, ensureDataDir } from '../config/init.js';
+import { loadConfig } from '../config/load.js';
+import { distribution2Block } from '../config/registry-config.js';
+import { createLogger } from '../observability/logger.js';
+import { createServer } from '../server/app.js';
+import {
+  checkConfig,
+  defaultConfigPath,
+  describeConfig,
+  explain,
+  hashPasswordCommand,
+  importUsers,
+  registryConfig,
+} from './commands.js';
+
+function cost(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 4 || n > 31) throw new InvalidArgumentError('the bcrypt cost is a whole number from 4 to 31');
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function serve(configOption: string | undefined): Promise<void> {
+  let configPath = configOption;
+  let adminPassword: string | undefined;
+  if (!configPath) {
+    const init = await ensureDataDir(dataDir());
+    configPath = init.configPath;
+    adminPassword = init.adminPassword;
+  }
+  const loaded = await loadConfig(configPath);
+  const logger = createLogger({ level: process.env.STS_LOG_LEVEL ?? 'info' });
+  const server = await createServer(loaded, { logger });
+  const url = await server.listen();
+  if (adminPassword) {
+    // Shown once, on the terminal; the config keeps only its bcrypt hash.
+    const realm = loaded.config.server.public_url ? undefined : `${url}${loaded.config.server.path_prefix}/auth`;
+    process.stderr.write(
+      [
+        '',
+        `Created ${dataDir()}: signing key, certificate and ${configPath}.`,
+        `The admin password, shown only this once: ${adminPassword}`,
+        '',
+        "Paste this into the registry's config.yml (distribution 2.8; `sts-docker-auth registry-config` prints the 3.x and zot forms):",
+        '',
+        distribution2Block(loaded, realm ? { realm } : {}),
+        '',
+      ].join('\n'),
+    );
+  }
+  logger.info({ url, config: configPath, alg: loaded.signingKey.alg, kid: loaded.signingKey.libtrustKid }, 'listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    const timer = setTimeout(() => process.exit(1), 10_000);
+    timer.unref();
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command()
+  .name('sts-docker-auth')
+  .description('Token authentication server for private Docker/OCI registries')
+  .showHelpAfterError();
+
+const configOption = () => new Option('-c, --config <file>', 'config file (default: $STS_DATA_DIR/config.yml, created on first start)');
+
+program
+  .command('serve', { isDefault: true })
+  .description('run the token server')
+  .addOption(configOption())
+  .action(async (opts: { config?: string }) => serve(opts.config));
+
+program
+  .command('check-config')
+  .description('validate a config file; exits non-zero with the problems')
+  .argument('[file]', 'config file', undefined)
+  .action(async (file: string | undefined) => {
+    const loaded = await checkConfig(file ?? defaultConfigPath());
+    console.log(describeConfig(loaded));
+  });
+
+program
+  .command('hash-password')
+  .description('make a bcrypt hash of a password read from stdin or a prompt (never from argv)')
+  .option('--cost <n>', 'bcrypt cost', cost, 10)
+  .action(async (opts: { cost: number }) => {
+    console.log(await hashPasswordCommand(opts.cost));
+  });
+
+program
+  .command('import-users')
+  .description('turn a {"user": "password"} JSON file into a users: section with bcrypt hashes')
+  .argument('<file>', 'JSON users file')
+  .option('--cost <n>', 'bcrypt cost', cost, 10)
+  .action(async (file: string, opts: { cost: number }) => {
+    process.stdout.write(await importUsers(file, opts.cost));
+  });
+
+program
+  .command('explain')
+  .description('show which rule decides each scope for an account and what would be granted')
+  .requiredOption('--account <name>', 'the account ("" for anonymous)')
+  .requiredOption('--scope <scope>', 'a scope such as repository:team/app:push (repeatable)', collect, [])
+  .option('--service <name>', 'the registry service (default: the first of token.services)')
+  .option('--ip <address>', 'the client address')
+  .option('--labels <k=v,...>', 'labels to use instead of the static user\'s (repeatable)', collect, [])
+  .addOption(configOption())
+  .action(async (opts: { account: string; scope: string[]; service?: string; ip?: string; labels: string[]; config?: string }) => {
+    const loaded = await loadConfig(opts.config ?? defaultConfigPath());
+    const explainOptions = { account: opts.account, scopes: opts.scope, labels: opts.labels } as Parameters<typeof explain>[1];
+    if (opts.service) explainOptions.service = opts.service;
+    if (opts.ip) explainOptions.ip = opts.ip;
+    console.log(await explain(loaded, explainOptions));
+  });
+
+program
+  .command('registry-config')
+  .description('print the registry config block matching this server (distribution 2.8, 3.x, zot)')
+  .addOption(configOption())
+  .addOption(new Option('--format <format>', 'which registry').choices(['distribution2', 'distribution3', 'zot', 'all']).default('all'))
+  .option('--realm <url>', 'the token URL clients reach (default: from server.public_url or server.addr)')
+  .option('--service <name>', 'the registry service (default: the first of token.services)')
+  .option('--bundle-path <path>', 'the certificate bundle path as the registry sees it')
+  .option('--jwks-path <path>', 'the JWKS path as the registry sees it (3.x)')
+  .option('--write-bundle <file>', 'write the signing certificate (rootcertbundle) to this file')
+  .option('--write-jwks <file>', 'write a JWKS for distribution 3.x to this file')
+  .action(async (opts: Record<string, string | undefined> & { format: 'all' }) => {
+    const loaded = await loadConfig(opts.config ?? defaultConfigPath());
+    const options: Parameters<typeof registryConfig>[1] = { format: opts.format };
+    if (opts.realm) options.realm = opts.realm;
+    if (opts.service) options.service = opts.service;
+    if (opts.bundlePath) options.bundlePath = opts.bundlePath;
+    if (opts.jwksPath) options.jwksPath = opts.jwksPath;
+    if (opts.writeBundle) options.writeBundle = opts.writeBundle;
+    if (opts.writeJwks) options.writeJwks = opts.writeJwks;
+    process.stdout.write(await registryConfig(loaded, options));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+  else process.stderr.write(`sts-docker-auth: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

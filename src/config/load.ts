@@ -1,0 +1,149 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { compileAcl, AclCompileError, type CompiledAcl } from '../authz/acl/index.js';
+import { KeyError, signingKeyFromPem, type SigningKey } from '../token/keys.js';
+import type { HeaderMode } from '../token/signer.js';
+import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
+import { configSchema, type Config } from './schema.js';
+
+/** A validated configuration with everything that can fail at start already done. */
+export interface LoadedConfig {
+  /** The file it came from, or a label such as `<inline>` for a config object. */
+  readonly source: string;
+  readonly config: Readonly<Config>;
+  readonly signingKey: SigningKey;
+  readonly jwtHeader: HeaderMode;
+  readonly acl: CompiledAcl;
+  /** TLS material for the listener, when server.certificate is set. */
+  readonly tls?: { cert: string; key: string };
+}
+
+export interface ParseOptions {
+  /** Relative paths in the config (keys, certificates) resolve against this folder. */
+  baseDir: string;
+  /** Where the config came from, for messages. */
+  source?: string;
+  /** Environment overrides; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function zodIssues(error: z.ZodError): ConfigIssue[] {
+  return error.issues.map((issue) => {
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    }
+    return { path: formatPath(issue.path), message };
+  });
+}
+
+function applyEnv(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+  // STS_ADDR exists for containers and tests: the same file, another listen address.
+  if (!env.STS_ADDR || typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const doc = raw as Record<string, unknown>;
+  const server = typeof doc.server === 'object' && doc.server !== null ? (doc.server as object) : {};
+  return { ...doc, server: { ...server, addr: env.STS_ADDR } };
+}
+
+async function readPem(baseDir: string, file: string, path: string, issues: ConfigIssue[]): Promise<string | undefined> {
+  const full = isAbsolute(file) ? file : resolve(baseDir, file);
+  try {
+    return await readFile(full, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    issues.push({ path, message: `cannot read ${full}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}` });
+    return undefined;
+  }
+}
+
+/** Validates a config object (already parsed from YAML or built in code) and prepares it to run. */
+export async function parseConfig(raw: unknown, options: ParseOptions): Promise<LoadedConfig> {
+  const source = options.source ?? '<inline>';
+  const parsed = configSchema.safeParse(applyEnv(raw, options.env ?? process.env));
+  if (!parsed.success) throw new ConfigError(source, zodIssues(parsed.error));
+  const config = parsed.data;
+  const issues: ConfigIssue[] = [];
+
+  let acl: CompiledAcl | undefined;
+  try {
+    acl = compileAcl(config.acl ?? []);
+  } catch (err) {
+    if (!(err instanceof AclCompileError)) throw err;
+    issues.push({ path: formatPath(['acl', ...err.path]), message: err.message });
+  }
+
+  // docker_auth falls back to the server's TLS pair when the token section has none.
+  const keyFile = config.token.key ?? config.server.key;
+  const certFile = config.token.certificate ?? config.server.certificate;
+  const keyPath = config.token.key ? 'token.key' : 'server.key';
+  const certPath = config.token.certificate ? 'token.certificate' : 'server.certificate';
+  let signingKey: SigningKey | undefined;
+  if (keyFile && certFile) {
+    const [keyPem, certPem] = await Promise.all([
+      readPem(options.baseDir, keyFile, keyPath, issues),
+      readPem(options.baseDir, certFile, certPath, issues),
+    ]);
+    if (keyPem !== undefined && certPem !== undefined) {
+      try {
+        signingKey = signingKeyFromPem(keyPem, certPem);
+      } catch (err) {
+        if (!(err instanceof KeyError)) throw err;
+        issues.push({ path: keyPath, message: err.message });
+      }
+    }
+  }
+
+  let tls: { cert: string; key: string } | undefined;
+  if (config.server.certificate && config.server.key) {
+    const [cert, key] = await Promise.all([
+      readPem(options.baseDir, config.server.certificate, 'server.certificate', issues),
+      readPem(options.baseDir, config.server.key, 'server.key', issues),
+    ]);
+    if (cert !== undefined && key !== undefined) tls = { cert, key };
+  }
+
+  if (config.token.disable_legacy_key_id && config.token.jwt_header && config.token.jwt_header !== 'thumbprint') {
+    issues.push({
+      path: 'token.disable_legacy_key_id',
+      message: `contradicts token.jwt_header: ${config.token.jwt_header}; keep one of them`,
+    });
+  }
+
+  if (issues.length > 0 || !acl || !signingKey) throw new ConfigError(source, issues);
+  const jwtHeader: HeaderMode = config.token.jwt_header ?? (config.token.disable_legacy_key_id ? 'thumbprint' : 'x5c');
+  return Object.freeze({ source, config: deepFreeze(config), signingKey, jwtHeader, acl, ...(tls ? { tls } : {}) });
+}
+
+/** Reads, parses and validates a YAML config file. Relative paths in it resolve against its folder. */
+export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(err as Error).message}` }]);
+  }
+  return parseConfigText(text, { baseDir: dirname(resolve(file)), source: file, env });
+}
+
+/** Parses YAML text (duplicate keys are errors) and validates it. */
+export async function parseConfigText(text: string, options: ParseOptions): Promise<LoadedConfig> {
+  const source = options.source ?? '<inline>';
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}` : '', message: e.message.split('\n')[0] ?? e.message })),
+    );
+  }
+  return parseConfig(doc.toJS() ?? {}, { ...options, source });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

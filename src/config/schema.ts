@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+/**
+ * The configuration file, in docker_auth's format for the sections it shares with us (server,
+ * token, users, acl), so that an existing docker_auth file runs unmodified. Keys of our own extend
+ * these sections. Every object is strict: an unknown key is an error, never silently ignored
+ * (docker_auth ignores them, which turns a typo in an ACL match into a match-everything rule).
+ */
+
+const nonEmpty = z.string().min(1, 'must not be empty');
+
+const BCRYPT_HASH = /^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/;
+
+export const serverSchema = z.strictObject({
+  addr: nonEmpty
+    .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, 'must be host:port, :port or [v6]:port')
+    .default(':5001')
+    .describe('listen address, host:port; an empty host listens on every interface'),
+  certificate: nonEmpty.optional().describe('TLS certificate (PEM); HTTPS when set together with key'),
+  key: nonEmpty.optional().describe('TLS private key (PEM)'),
+  path_prefix: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9._~\-/]*)?$/, 'must start with "/" and hold only URL path characters')
+    .transform((p) => p.replace(/\/+$/, ''))
+    .default(''),
+  real_ip_header: nonEmpty.optional().describe('header holding the client address when behind a proxy'),
+  real_ip_pos: z.int().default(0).describe('which entry of real_ip_header: 0 the first, -1 the last'),
+  hsts: z.boolean().default(false),
+  public_url: z
+    .url({ protocol: /^https?$/, message: 'must be an absolute http(s) URL' })
+    .optional()
+    .describe('the URL clients reach this server at; used for the realm in registry-config'),
+});
+
+export const tokenSchema = z.strictObject({
+  issuer: nonEmpty,
+  expiration: z
+    .int('must be a whole number of seconds')
+    .min(60, 'must be at least 60 seconds: clients treat shorter tokens as 60 s anyway')
+    .max(86_400, 'must be at most 86400 seconds: tokens cannot be revoked before they expire')
+    .default(300),
+  certificate: nonEmpty.optional(),
+  key: nonEmpty.optional(),
+  disable_legacy_key_id: z.boolean().optional().describe('docker_auth compatibility: same as jwt_header: thumbprint'),
+  jwt_header: z.enum(['x5c', 'libtrust', 'thumbprint']).optional(),
+  services: z.array(nonEmpty).optional().describe('the registry services (aud) tokens are issued for; others get 400'),
+});
+
+const labelsSchema = z.record(nonEmpty, z.array(z.string()));
+
+export const userSchema = z.strictObject({
+  password: z
+    .string()
+    .regex(BCRYPT_HASH, 'must be a bcrypt hash ($2a$/$2b$/$2y$); make one with `sts-docker-auth hash-password`')
+    .optional(),
+  labels: labelsSchema.optional(),
+});
+
+export const aclMatchSchema = z.strictObject({
+  account: z.string().optional(),
+  type: z.string().optional(),
+  name: z.string().optional(),
+  service: z.string().optional(),
+  ip: z.string().optional(),
+  labels: z.record(nonEmpty, z.string()).optional(),
+});
+
+export const aclRuleSchema = z.strictObject({
+  match: aclMatchSchema,
+  actions: z.array(z.string()),
+  comment: z.string().optional(),
+});
+
+export const configSchema = z
+  .strictObject({
+    server: serverSchema.prefault({}),
+    token: tokenSchema,
+    users: z.record(z.string(), userSchema).optional(),
+    acl: z.array(aclRuleSchema).optional(),
+  })
+  .superRefine((config, ctx) => {
+    for (const [name, user] of Object.entries(config.users ?? {})) {
+      if (name !== '' && user.password === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['users', name, 'password'],
+          message:
+            'is required: docker_auth let a user without a password in with any password; set a bcrypt hash instead',
+        });
+      }
+      if (name === '' && user.password !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['users', '', 'password'],
+          message: 'the anonymous user "" takes no password',
+        });
+      }
+    }
+    if ((config.server.certificate === undefined) !== (config.server.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['server'], message: 'set both certificate and key, or neither' });
+    }
+    if ((config.token.certificate === undefined) !== (config.token.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['token'], message: 'set both certificate and key, or neither' });
+    }
+    if (config.token.certificate === undefined && config.server.certificate === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token', 'certificate'],
+        message: 'is required (or server.certificate): the signing key and its certificate',
+      });
+    }
+    if (config.users === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['users'], message: 'is required: no authentication method is configured' });
+    }
+    if (config.acl === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['acl'], message: 'is required: no authorization method is configured' });
+    }
+  });
+
+/** The file as written. */
+export type ConfigInput = z.input<typeof configSchema>;
+/** The file after validation and defaults. */
+export type Config = z.output<typeof configSchema>;
+export type AclRuleConfig = z.output<typeof aclRuleSchema>;
+export type UserConfig = z.output<typeof userSchema>;

@@ -1,0 +1,31 @@
+import type { Logger } from './logger.js';
+
+/** One token decision, as the audit trail records it. It never holds a password or a token. */
+export interface AuditEvent {
+  time: string;
+  ip: string | undefined;
+  method: string;
+  client_id: string | undefined;
+  /** The account that was authenticated, or the user name that was tried. */
+  account: string | undefined;
+  backend: string | undefined;
+  service: string | undefined;
+  requested: string[];
+  granted: string[];
+  result: 'issued' | 'unauthorized' | 'bad_request' | 'error';
+  reason: string;
+  duration_ms: number;
+}
+
+export interface AuditSink {
+  write(event: AuditEvent): void;
+}
+
+/** Writes each decision as one structured JSON line through the server's logger. */
+export class LogAuditSink implements AuditSink {
+  constructor(private readonly logger: Logger) {}
+  write(event: AuditEvent): void {
+    const level = event.result === 'error' ? 'error' : event.result === 'issued' ? 'info' : 'warn';
+    this.logger[level]({ audit: 'token', ...event }, 'token decision');
+  }
+}

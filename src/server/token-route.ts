@@ -1,0 +1,93 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditEvent, AuditSink } from '../observability/audit.js';
+import { parseTokenRequest, type TokenRequest } from '../protocol/request.js';
+import { tokenResponse } from '../protocol/response.js';
+import { formatScopes } from '../protocol/scope.js';
+import type { TokenIssuer } from '../token/issue.js';
+import { clientIp, type RealIpSettings } from './client-ip.js';
+import { sendError, statusOf, toTokenError } from './errors.js';
+
+export interface TokenRouteOptions {
+  prefix: string;
+  realm: string;
+  realIp: RealIpSettings;
+  issuer: () => TokenIssuer;
+  audit: AuditSink;
+}
+
+/**
+ * The token endpoint: GET (query) and POST (form) at `<prefix>/auth` and `<prefix>/auth/token`.
+ * One road: parse, authenticate, authorize, mint, respond, audit.
+ */
+export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptions): Promise<void> {
+  // Only forms are accepted here; anything else (JSON included) is a client error, answered 400.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
+    done(null, new URLSearchParams(body as string));
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const error = toTokenError(err);
+    if (error.code === 'INTERNAL') request.log.error({ err }, 'token request failed');
+    return sendError(reply, error, options.realm, request.method === 'POST');
+  });
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const started = process.hrtime.bigint();
+    const method = request.method === 'POST' ? 'POST' : 'GET';
+    let parsed: TokenRequest | undefined;
+    let ip: string | undefined;
+    const event: AuditEvent = {
+      time: new Date().toISOString(),
+      ip: request.ip,
+      method,
+      client_id: undefined,
+      account: undefined,
+      backend: undefined,
+      service: undefined,
+      requested: [],
+      granted: [],
+      result: 'error',
+      reason: '',
+      duration_ms: 0,
+    };
+    try {
+      ip = clientIp(options.realIp, request.socket.remoteAddress, request.headers);
+      event.ip = ip;
+      const queryAt = request.url.indexOf('?');
+      parsed = parseTokenRequest({
+        method,
+        query: new URLSearchParams(queryAt < 0 ? '' : request.url.slice(queryAt + 1)),
+        form: request.body instanceof URLSearchParams ? request.body : undefined,
+        authorization: request.headers.authorization,
+      });
+      event.client_id = parsed.clientId;
+      event.service = parsed.service;
+      event.requested = parsed.requested.flatMap((s) => s.split(' ')).filter((s) => s !== '');
+      event.account = parsed.credentials?.username ?? '';
+
+      const issued = await options.issuer().issue(parsed, ip);
+      event.account = issued.identity.account;
+      event.backend = issued.identity.backend;
+      event.granted = formatScopes(issued.granted).split(' ').filter((s) => s !== '');
+      event.result = 'issued';
+      event.reason = issued.decisions.map((d) => `${d.requested.type}:${d.requested.name}: ${d.reason}`).join('; ') || 'no scope requested';
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+      return tokenResponse({ token: issued.token, expiresIn: issued.expiresIn, issuedAtMs: issued.issuedAtMs, method, granted: issued.granted });
+    } catch (err) {
+      const error = toTokenError(err);
+      const status = statusOf(error.code);
+      event.result = status === 401 ? 'unauthorized' : status >= 500 ? 'error' : 'bad_request';
+      event.reason = error.reason;
+      throw error;
+    } finally {
+      event.duration_ms = Number(process.hrtime.bigint() - started) / 1e6;
+      options.audit.write(event);
+    }
+  };
+
+  for (const path of [`${options.prefix}/auth`, `${options.prefix}/auth/token`]) {
+    app.get(path, handler);
+    app.post(path, handler);
+  }
+}

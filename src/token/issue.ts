@@ -1,0 +1,98 @@
+import { authenticate } from '../authn/chain.js';
+import type { Authenticator, Identity } from '../authn/types.js';
+import { authorize } from '../authz/chain.js';
+import type { AuthzDecision, Authorizer } from '../authz/types.js';
+import { TokenError } from '../protocol/errors.js';
+import type { TokenRequest } from '../protocol/request.js';
+import { REPOSITORY_ACTIONS, type ResourceScope } from '../protocol/scope.js';
+import { buildClaims } from './claims.js';
+import type { Signer } from './signer.js';
+
+export interface IssuerSettings {
+  issuer: string;
+  expiresIn: number;
+  /** When set, tokens are issued only for these services (the `aud`). */
+  services?: readonly string[] | undefined;
+}
+
+export interface ScopeDecision {
+  requested: ResourceScope;
+  granted: ResourceScope;
+  reason: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  identity: Identity;
+  decisions: ScopeDecision[];
+  granted: ResourceScope[];
+  expiresIn: number;
+  issuedAtMs: number;
+}
+
+/**
+ * A requested `*` on a repository stands for every repository action: we authorize those and put
+ * the explicit ones in the token, because zot does not read `*` as a wildcard (protocol.md §6.4).
+ * `registry:catalog:*` keeps its literal `*`, the only form distribution accepts.
+ */
+export function expandRequest(scope: ResourceScope): ResourceScope {
+  if (scope.type !== 'repository' || !scope.actions.includes('*')) return scope;
+  const actions = [...new Set([...scope.actions.filter((a) => a !== '*'), ...REPOSITORY_ACTIONS])];
+  return { ...scope, actions };
+}
+
+/**
+ * Authenticates, authorizes each scope and mints the token: the middle of the one road a request
+ * travels. Parsing and responding happen at the HTTP edge.
+ */
+export class TokenIssuer {
+  constructor(
+    private readonly settings: IssuerSettings,
+    private readonly authenticators: readonly Authenticator[],
+    private readonly authorizers: readonly Authorizer[],
+    private readonly signer: Signer,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  checkService(service: string): void {
+    const services = this.settings.services;
+    if (services && services.length > 0 && !services.includes(service)) {
+      throw new TokenError('UNKNOWN_SERVICE', `unknown service ${JSON.stringify(service.slice(0, 100))}`);
+    }
+  }
+
+  async authorizeAll(identity: Identity, scopes: readonly ResourceScope[], ip: string | undefined, service: string): Promise<ScopeDecision[]> {
+    const decisions: ScopeDecision[] = [];
+    for (const requested of scopes) {
+      const asked = expandRequest(requested);
+      const decision: AuthzDecision = await authorize(this.authorizers, identity, asked, { ip, service });
+      // Never grant more than was asked, whatever a backend answers.
+      const actions = asked.actions.filter((a) => decision.actions.includes(a)).sort();
+      decisions.push({ requested, granted: { ...requested, actions }, reason: decision.reason });
+    }
+    return decisions;
+  }
+
+  async issue(request: TokenRequest, ip: string | undefined): Promise<IssuedToken> {
+    this.checkService(request.service);
+    const authn = await authenticate(this.authenticators, request.credentials, { ip, service: request.service });
+    if (authn.outcome !== 'identity') {
+      const reason = authn.outcome === 'denied' ? authn.reason : 'no backend knows the account';
+      const message = request.credentials ? 'invalid username or password' : 'authentication required';
+      throw new TokenError('UNAUTHORIZED', message, reason);
+    }
+    const decisions = await this.authorizeAll(authn.identity, request.scopes, ip, request.service);
+    const granted = decisions.map((d) => d.granted);
+    const issuedAtMs = this.now();
+    const claims = buildClaims({
+      issuer: this.settings.issuer,
+      subject: authn.identity.account,
+      audience: request.service,
+      access: granted,
+      expiresIn: this.settings.expiresIn,
+      nowMs: issuedAtMs,
+    });
+    const token = await this.signer.sign(claims);
+    return { token, identity: authn.identity, decisions, granted, expiresIn: this.settings.expiresIn, issuedAtMs };
+  }
+}
