@@ -75,7 +75,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
   });
 
   await app.register(tokenRoutes, {
-    prefix: config.server.path_prefix,
+    pathPrefix: config.server.path_prefix,
     realm: config.token.issuer,
     realIp: { header: config.server.real_ip_header, position: config.server.real_ip_pos },
     issuer: () => issuer,
@@ -98,6 +98,15 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       const shownHost = host === '::' || host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
       return `${loaded.tls ? 'https' : 'http'}://${shownHost}:${boundPort}`;
     },
-    close: () => app.close(),
+    async close() {
+      // Requests in flight finish; keep-alive connections that turn idle meanwhile are closed as
+      // soon as they do, or close() would wait for the client to hang up.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+      }
+    },
   };
 }

@@ -8,7 +8,7 @@ import { clientIp, type RealIpSettings } from './client-ip.js';
 import { sendError, statusOf, toTokenError } from './errors.js';
 
 export interface TokenRouteOptions {
-  prefix: string;
+  pathPrefix: string;
   realm: string;
   realIp: RealIpSettings;
   issuer: () => TokenIssuer;
@@ -86,7 +86,7 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
     }
   };
 
-  for (const path of [`${options.prefix}/auth`, `${options.prefix}/auth/token`]) {
+  for (const path of [`${options.pathPrefix}/auth`, `${options.pathPrefix}/auth/token`]) {
     app.get(path, handler);
     app.post(path, handler);
   }

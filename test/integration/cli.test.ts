@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyPassword } from '../../src/security/password.js';
+import { hashPassword, verifyPassword } from '../../src/security/password.js';
 import { decodeJwt } from '../helpers/fixtures.js';
 import { runCli, serveCli } from '../helpers/cli.js';
 
@@ -74,6 +74,22 @@ describe('first start with nothing prepared', () => {
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0] as string)).toMatchObject({ result: 'unauthorized', account: 'admin', requested: ['repository:admin/x:push'] });
     expect(served.stdout()).not.toContain('not-the-password');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes a request in flight on SIGTERM, then exits 0', async () => {
+    const data = join(dataDir, 'data');
+    const slowHash = await hashPassword('slow-pw', 13); // ~0.5 s to check: still running when the signal lands
+    const file = join(data, 'slow.yml');
+    await writeFile(file, `token: {issuer: i, certificate: token.crt, key: token.key}\nusers: {slow: {password: "${slowHash}"}}\nacl: []\n`);
+    const served = await serveCli(['--config', file], env());
+    const pending = fetch(`${served.url}/auth?service=x`, { headers: { authorization: `Basic ${Buffer.from('slow:slow-pw').toString('base64')}` } });
+    await new Promise((r) => setTimeout(r, 100));
+    const exit = served.stop('SIGTERM');
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(await exit).toBe(0);
   });
 });
 

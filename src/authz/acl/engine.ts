@@ -106,12 +106,15 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Go's sort.Strings orders by UTF-8 bytes, which is code point order, not UTF-16 unit order. */
+/**
+ * Go's sort.Strings orders by UTF-8 bytes, which is code point order; JS's default sort compares
+ * UTF-16 units, which differs once characters outside the BMP are involved.
+ */
 function compareCodePoints(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = (x[i] as string).codePointAt(0)! - (y[i] as string).codePointAt(0)!;
+  const x = Array.from(a, (c) => c.codePointAt(0) ?? 0);
+  const y = Array.from(b, (c) => c.codePointAt(0) ?? 0);
+  for (let i = 0; i < x.length && i < y.length; i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
     if (d !== 0) return d;
   }
   return x.length - y.length;

@@ -73,18 +73,18 @@ function readCodePoint(text: string, i: number): [number, number] {
  * Reads a class member (Go's getEsc): rejects an unescaped `-` or `]` here, and like Go requires
  * something to follow it, because a class must be closed by `]`.
  */
-function readClassChar(text: string, i: number, pattern: string, upperBound: boolean): [number, number] {
-  const unterminated = () => new GlobSyntaxError(`unterminated character class in "${pattern}"; close it with ]`);
+function readClassChar(text: string, i: number, upperBound: boolean): [number, number] {
+  const unterminated = () => new GlobSyntaxError('unterminated character class; close it with ]');
   const c = text[i];
   if (c === undefined) throw unterminated();
   if (upperBound && (c === ']' || c === '-')) {
-    throw new GlobSyntaxError(`range in a character class of "${pattern}" has no upper bound; write \\- for a literal -`);
+    throw new GlobSyntaxError('a range in a character class has no upper bound; write \\- for a literal -');
   }
   if (c === ']') {
-    throw new GlobSyntaxError(`character class in "${pattern}" is empty or starts with ]; write \\] for a literal ]`);
+    throw new GlobSyntaxError('character class is empty or starts with ]; write \\] for a literal ]');
   }
   if (c === '-') {
-    throw new GlobSyntaxError(`misplaced - in a character class of "${pattern}"; write \\- for a literal -`);
+    throw new GlobSyntaxError('misplaced - in a character class; write \\- for a literal -');
   }
   if (c === '\\') i++;
   if (i >= text.length) throw unterminated();
@@ -93,7 +93,7 @@ function readClassChar(text: string, i: number, pattern: string, upperBound: boo
   return [cp, next];
 }
 
-function parseChunk(text: string, pattern: string): Atom[] {
+function parseChunk(text: string): Atom[] {
   const atoms: Atom[] = [];
   let i = 0;
   while (i < text.length) {
@@ -111,9 +111,9 @@ function parseChunk(text: string, pattern: string): Atom[] {
       const ranges: [number, number][] = [];
       while (!(text[i] === ']' && ranges.length > 0)) {
         let lo: number;
-        [lo, i] = readClassChar(text, i, pattern, false);
+        [lo, i] = readClassChar(text, i, false);
         let hi = lo;
-        if (text[i] === '-') [hi, i] = readClassChar(text, i + 1, pattern, true);
+        if (text[i] === '-') [hi, i] = readClassChar(text, i + 1, true);
         ranges.push([lo, hi]);
       }
       i++; // the closing ]
@@ -122,7 +122,7 @@ function parseChunk(text: string, pattern: string): Atom[] {
       if (c === '\\') {
         i++;
         if (i >= text.length) {
-          throw new GlobSyntaxError(`"${pattern}" ends with a lone backslash; write \\\\ for a literal backslash`);
+          throw new GlobSyntaxError('the pattern ends with a lone backslash; write \\\\ for a literal backslash');
         }
       }
       let cp: number;
@@ -165,7 +165,7 @@ export interface CompiledGlob {
 
 /** Compiles a glob; throws GlobSyntaxError where Go's path.Match would return ErrBadPattern. */
 export function compileGlob(pattern: string): CompiledGlob {
-  const chunks = splitChunks(pattern).map((c) => ({ star: c.star, atoms: parseChunk(c.text, pattern) }));
+  const chunks = splitChunks(pattern).map((c) => ({ star: c.star, atoms: parseChunk(c.text) }));
   let source = '^';
   let group = 0;
   chunks.forEach((chunk: Chunk, index) => {

@@ -39,7 +39,7 @@ export function compileRegexBody(body: string): RegExp {
   } catch (err) {
     if (err instanceof Re2SyntaxError) {
       throw new PatternError(
-        `invalid regular expression /${body}/: ${err.message}. Patterns between slashes use Go RE2 syntax; ` +
+        `invalid regular expression: ${err.message}. Patterns between slashes use Go RE2 syntax; ` +
           'fix the expression, or drop the slashes to write a glob instead',
       );
     }
