@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { AclAuthorizer } from '../authz/acl-authorizer.js';
 import { StaticAuthenticator } from '../authn/static.js';
 import type { Authenticator } from '../authn/types.js';
@@ -58,7 +58,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
 
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true, // the audit event is the request log; it knows what is secret
+    // The audit event is the request log; it knows what is secret.
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
