@@ -22,8 +22,6 @@ export interface Template {
   readonly segments: readonly Segment[];
   /** Distinct label keys, in order of first use; a `label` segment's slot indexes this. */
   readonly labelKeys: readonly string[];
-  /** Fields whose capture groups are referenced, so the engine only runs the regexes it needs. */
-  readonly captureFields: readonly Field[];
 }
 
 /**
@@ -45,7 +43,6 @@ const CAPTURE = /^(account|type|name|service):([0-9]+)$/;
 export function parseTemplate(pattern: string, allowLabels: boolean): Template | null {
   const segments: Segment[] = [];
   const labelKeys: string[] = [];
-  const captureFields = new Set<Field>();
   let text = '';
   let i = 0;
   while (i < pattern.length) {
@@ -59,7 +56,6 @@ export function parseTemplate(pattern: string, allowLabels: boolean): Template |
         segment = { kind: 'field', field: name as Field };
       } else if (capture) {
         const field = capture[1] as Field;
-        captureFields.add(field);
         segment = { kind: 'capture', field, group: Number(capture[2]), text: pattern.slice(i, close + 1) };
       } else if (allowLabels && name.startsWith('labels:')) {
         const key = name.slice('labels:'.length);
@@ -80,7 +76,7 @@ export function parseTemplate(pattern: string, allowLabels: boolean): Template |
   }
   if (segments.length === 0) return null;
   if (text !== '') segments.push({ kind: 'text', text });
-  return { segments, labelKeys, captureFields: [...captureFields] };
+  return { segments, labelKeys };
 }
 
 /** What a request supplies to an expansion. */
