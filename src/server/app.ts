@@ -53,7 +53,8 @@ export function buildIssuer(loaded: LoadedConfig, options: ServerOptions = {}): 
 export async function createServer(loaded: LoadedConfig, options: ServerOptions = {}): Promise<StsServer> {
   const { config } = loaded;
   const logger = options.logger ?? createLogger();
-  const audit = options.audit ?? new LogAuditSink(logger);
+  // The audit trail is not a debug log: it is written whatever level the rest of the log is at.
+  const audit = options.audit ?? new LogAuditSink(logger.child({}, { level: 'info' }));
   const { issuer, signer } = buildIssuer(loaded, options);
 
   const app = Fastify({

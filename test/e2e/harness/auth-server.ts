@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createLogger, createServer, generateSigningKey, hashPassword, parseConfigText } from '../../../src/index.js';
-import type { AuditEvent, AuditSink, KeyKind } from '../../../src/index.js';
+import type { AuditEvent, AuditSink, KeyKind, LoadedConfig } from '../../../src/index.js';
 
 export interface AclRule {
   match: { account?: string; type?: string; name?: string; service?: string; ip?: string };
@@ -18,6 +18,8 @@ export interface AuthServerOptions {
   acl: AclRule[];
   issuer?: string;
   service?: string;
+  /** How tokens name their key (`token.jwt_header`); the default is x5c. */
+  jwtHeader?: 'x5c' | 'libtrust' | 'thumbprint';
 }
 
 export interface RunningAuthServer {
@@ -31,6 +33,8 @@ export interface RunningAuthServer {
   certPem: string;
   /** Every token decision so far, in order. */
   audit: AuditEvent[];
+  /** The loaded config, e.g. for `distribution2Block`. */
+  loaded: LoadedConfig;
   close(): Promise<void>;
 }
 
@@ -53,7 +57,14 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
     }
     const yamlText = stringify({
       server: { addr: '127.0.0.1:0' },
-      token: { issuer, expiration: 300, certificate: 'token.crt', key: 'token.key', services: [service] },
+      token: {
+        issuer,
+        expiration: 300,
+        certificate: 'token.crt',
+        key: 'token.key',
+        services: [service],
+        ...(options.jwtHeader ? { jwt_header: options.jwtHeader } : {}),
+      },
       users,
       acl: options.acl,
     });
@@ -77,6 +88,7 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
       issuer,
       certPem: key.certPem,
       audit,
+      loaded,
       async close() {
         await server.close();
         await rm(dir, { recursive: true, force: true });

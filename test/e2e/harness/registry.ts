@@ -15,6 +15,8 @@ export interface RegistryOptions {
   issuer: string;
   /** PEM certificate(s) trusted to sign tokens (`rootcertbundle`). */
   certPem: string;
+  /** An `auth:` block to use verbatim instead of the generated one (e.g. `registry-config` output). */
+  authBlock?: string;
 }
 
 export interface RunningRegistry {
@@ -74,13 +76,16 @@ storage:
 http:
   addr: ${q(`127.0.0.1:${port}`)}
   secret: ${q(randomBytes(24).toString('hex'))}
-auth:
+${
+  options.authBlock ??
+  `auth:
   token:
     realm: ${q(options.realm)}
     service: ${q(options.service)}
     issuer: ${q(options.issuer)}
     rootcertbundle: ${q(join(dir, 'token-bundle.crt'))}
-`;
+`
+}`;
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
