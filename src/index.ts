@@ -9,7 +9,10 @@ export { generateSigningKey, type GeneratedKey, type KeyKind } from './token/gen
 export { hashPassword, verifyPassword } from './security/password.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export type { AuditEvent, AuditSink } from './observability/audit.js';
-export type { Authenticator, AuthnResult, Credentials, Identity } from './authn/types.js';
-export type { Authorizer, AuthzDecision } from './authz/types.js';
+export type { Authenticator, AuthnContext, AuthnResult, Credentials, Identity, Labels } from './authn/types.js';
+export type { Authorizer, AuthzContext, AuthzDecision } from './authz/types.js';
+export type { TokenIssuer, IssuedToken, ScopeDecision } from './token/issue.js';
+export type { HeaderMode } from './token/signer.js';
+export type { RegistryConfigOptions } from './config/registry-config.js';
 export { parseScopes, type ResourceScope } from './protocol/scope.js';
 export { TokenError, type ErrorCode } from './protocol/errors.js';

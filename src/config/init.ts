@@ -71,7 +71,12 @@ export async function ensureDataDir(dir: string): Promise<InitResult> {
 
   const keyPath = join(dir, KEY_FILE);
   const certPath = join(dir, CERT_FILE);
-  if (!(await exists(keyPath)) || !(await exists(certPath))) {
+  const [hasKey, hasCert] = await Promise.all([exists(keyPath), exists(certPath)]);
+  if (hasKey !== hasCert) {
+    // Never replace a signing key the registries may already trust.
+    throw new Error(`${hasKey ? certPath : keyPath} is missing but ${hasKey ? keyPath : certPath} exists; restore it or remove both`);
+  }
+  if (!hasKey) {
     const generated = await generateSigningKey({ kind: 'ec-p256' });
     await writeFile(keyPath, generated.keyPem, { mode: 0o600 });
     await chmod(keyPath, 0o600);

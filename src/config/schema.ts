@@ -9,11 +9,12 @@ import { z } from 'zod';
 
 const nonEmpty = z.string().min(1, 'must not be empty');
 
-const BCRYPT_HASH = /^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/;
+const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/;
 
 export const serverSchema = z.strictObject({
   addr: nonEmpty
     .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, 'must be host:port, :port or [v6]:port')
+    .refine((addr) => Number(addr.slice(addr.lastIndexOf(':') + 1)) <= 65535, 'the port must be at most 65535')
     .default(':5001')
     .describe('listen address, host:port; an empty host listens on every interface'),
   certificate: nonEmpty.optional().describe('TLS certificate (PEM); HTTPS when set together with key'),

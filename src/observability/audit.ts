@@ -26,6 +26,8 @@ export class LogAuditSink implements AuditSink {
   constructor(private readonly logger: Logger) {}
   write(event: AuditEvent): void {
     const level = event.result === 'error' ? 'error' : event.result === 'issued' ? 'info' : 'warn';
-    this.logger[level]({ audit: 'token', ...event }, 'token decision');
+    // pino stamps the line with its own time; the event's start time would be a second `time`.
+    const { time: _started, ...fields } = event;
+    this.logger[level]({ audit: 'token', ...fields }, 'token decision');
   }
 }

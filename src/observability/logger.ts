@@ -23,7 +23,7 @@ export const REDACTED_PATHS = [
 export function createLogger(options: LoggerOptions = {}, destination?: pino.DestinationStream): Logger {
   const merged: LoggerOptions = {
     level: 'info',
-    base: { service: 'sts-docker-auth' },
+    base: { name: 'sts-docker-auth' },
     timestamp: pino.stdTimeFunctions.isoTime,
     ...options,
     redact: { paths: REDACTED_PATHS, censor: '***' },

@@ -95,20 +95,21 @@ export function parseTokenRequest(raw: RawTokenRequest): TokenRequest {
   if (raw.method === 'POST') {
     const grant = single(sources, 'grant_type');
     offline = single(sources, 'access_type') === 'offline';
-    if (grant === 'password') {
-      grantType = 'password';
+    if (grant === undefined || grant === 'password') {
+      // docker_auth reads form credentials on any POST; the password grant requires them.
       const username = single(sources, 'username');
       const password = single(sources, 'password', MAX_SECRET);
       if (username !== undefined || password !== undefined) {
-        if (username === undefined || password === undefined) {
-          throw badRequest('grant_type=password needs both username and password');
-        }
+        if (username === undefined || password === undefined) throw badRequest('username and password go together');
         credentials = checkCredentials(username, password);
       }
-      if (!credentials) throw badRequest('grant_type=password needs username and password');
+      if (grant === 'password') {
+        grantType = 'password';
+        if (!credentials) throw badRequest('grant_type=password needs username and password');
+      }
     } else if (grant === 'refresh_token') {
       throw new TokenError('UNSUPPORTED_GRANT_TYPE', 'grant_type refresh_token is not enabled on this server');
-    } else if (grant !== undefined) {
+    } else {
       throw new TokenError('UNSUPPORTED_GRANT_TYPE', `unsupported grant_type ${JSON.stringify(grant.slice(0, 50))}`);
     }
   } else {

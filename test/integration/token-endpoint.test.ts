@@ -160,6 +160,14 @@ describe('POST (OAuth2 form)', () => {
     expect(res.json().errors[0].code).toBe('UNSUPPORTED_MEDIA_TYPE');
   });
 
+  it('takes form credentials on a POST without grant_type, as docker_auth does', async () => {
+    const ok = await server.app.inject({ method: 'POST', url: '/auth', headers: FORM, payload: 'service=test-registry&username=reader&password=reader-pw' });
+    expect(ok.statusCode).toBe(200);
+    expect(decodeJwt(ok.json().token).claims.sub).toBe('reader');
+    const bad = await server.app.inject({ method: 'POST', url: '/auth', headers: FORM, payload: 'service=test-registry&username=reader&password=nope' });
+    expect(bad.statusCode).toBe(401);
+  });
+
   it('takes Basic credentials on a POST without grant_type, as docker_auth does', async () => {
     const res = await server.app.inject({ method: 'POST', url: '/auth', headers: { ...FORM, authorization: basic('reader', 'reader-pw') }, payload: 'service=test-registry' });
     expect(res.statusCode).toBe(200);

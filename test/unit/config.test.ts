@@ -106,3 +106,13 @@ describe('config errors name the key path and the problem', () => {
     await expect(loadConfig(join(keys.dir, 'missing.yml'), {})).rejects.toThrow(/missing\.yml: invalid configuration[\s\S]*cannot read/);
   });
 });
+
+describe('listen address and hashes', () => {
+  it.each([
+    ['a port above 65535', { ...baseConfig(), server: { addr: ':70000' } }, 'server.addr', /at most 65535/],
+    ['a $2x$ hash node bcrypt cannot check', { ...baseConfig(), users: { bob: { password: `$2x$10$${'a'.repeat(53)}` } } }, 'users.bob.password', /bcrypt hash/],
+  ])('rejects %s', async (_why, raw, path, message) => {
+    const issues = await issuesOf(raw);
+    expect(issues.find((i) => i.path === path)?.message).toMatch(message);
+  });
+});
