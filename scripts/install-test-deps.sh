@@ -1,26 +1,61 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (test/e2e) drive: Debian's distribution 2.8 registry,
-# skopeo and podman. Idempotent: when everything is there it only says so and exits 0.
+# skopeo, podman, containerd (with ctr) and a docker CLI. Idempotent: when everything is there it
+# only says so and exits 0. Only the packages of what is missing are installed.
 #
 # podman only pulls and pushes in the tests (never runs a container), as root with vfs storage, so
 # it needs none of fuse-overlayfs, slirp4netns, netavark or uidmap (subuid maps are for rootless).
 # Its hard dependencies (conmon, crun|runc, containers-common with policy.json) come with it; they
 # are checked below too, because libpod refuses to start without an OCI runtime even to pull.
+#
+# containerd: the tests start a private daemon (own root, state and socket, CRI disabled) and
+# drive it with ctr; the package's own service is neither needed nor used.
+#
+# docker CLI: the tests need only the client; `docker login` runs client-side when no engine
+# answers (the tests point DOCKER_HOST at a socket that does not exist). Any `docker` on PATH
+# will do: a static client from download.docker.com (e.g. 28.2.2 in /usr/local/bin, owned by no
+# package), docker-ce-cli, or Debian's docker.io. When there is none, Debian's docker.io is
+# installed (bookworm: 20.10.24; bookworm has no separate docker-cli package). It also ships
+# dockerd, so while it installs, a policy-rc.d (if the machine has none) keeps its postinst from
+# starting the engine; the tests must not depend on a running engine.
 set -euo pipefail
 
-packages=(docker-registry skopeo podman)
+# binary -> Debian package that provides it
+declare -A package_of=(
+  [docker-registry]=docker-registry
+  [skopeo]=skopeo
+  [podman]=podman
+  [conmon]=podman
+  [containerd]=containerd
+  [ctr]=containerd
+  [docker]=docker.io
+)
+binaries=(docker-registry skopeo podman conmon containerd ctr docker)
 
-missing=()
-for bin in docker-registry skopeo podman conmon; do
-  command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
-done
-if ! command -v crun >/dev/null 2>&1 && ! command -v runc >/dev/null 2>&1; then
-  missing+=("crun|runc")
-fi
-[ -f /etc/containers/policy.json ] || missing+=("/etc/containers/policy.json")
+# Fills `missing` (what is absent) and `packages` (what to install for it, each once).
+check() {
+  missing=()
+  packages=()
+  local bin pkg
+  for bin in "${binaries[@]}"; do
+    command -v "$bin" >/dev/null 2>&1 && continue
+    missing+=("$bin")
+    pkg=${package_of[$bin]}
+    [[ " ${packages[*]-} " == *" $pkg "* ]] || packages+=("$pkg")
+  done
+  if ! command -v crun >/dev/null 2>&1 && ! command -v runc >/dev/null 2>&1; then
+    missing+=("crun|runc")
+    [[ " ${packages[*]-} " == *" podman "* ]] || packages+=(podman)
+  fi
+  if [ ! -f /etc/containers/policy.json ]; then
+    missing+=("/etc/containers/policy.json")
+    [[ " ${packages[*]-} " == *" containers-common "* ]] || packages+=(containers-common)
+  fi
+}
 
+check
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-test-deps: docker-registry, skopeo and podman are present"
+  echo "install-test-deps: docker-registry, skopeo, podman, containerd (ctr) and docker are present"
   exit 0
 fi
 
@@ -32,20 +67,28 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 
+policy_rc=/usr/sbin/policy-rc.d
+made_policy_rc=
+cleanup() {
+  if [ -n "$made_policy_rc" ]; then rm -f "$policy_rc"; fi
+}
+trap cleanup EXIT
+if [[ " ${packages[*]} " == *" docker.io "* ]] && [ ! -e "$policy_rc" ]; then
+  # 101: "action forbidden by policy": invoke-rc.d and deb-systemd-invoke then start nothing.
+  printf '#!/bin/sh\n# install-test-deps.sh: no service starts while the test packages install\nexit 101\n' >"$policy_rc"
+  chmod 755 "$policy_rc"
+  made_policy_rc=1
+fi
+
 echo "install-test-deps: installing Debian packages: ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
-still=()
-for bin in docker-registry skopeo podman conmon; do
-  command -v "$bin" >/dev/null 2>&1 || still+=("$bin")
-done
-if ! command -v crun >/dev/null 2>&1 && ! command -v runc >/dev/null 2>&1; then
-  still+=("crun|runc")
-fi
-if [ ${#still[@]} -ne 0 ]; then
-  echo "install-test-deps: still missing after install: ${still[*]}" >&2
+check
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "install-test-deps: still missing after install: ${missing[*]}" >&2
   exit 1
 fi
-echo "install-test-deps: installed $(docker-registry --version 2>/dev/null | awk '{print $NF}' || true), $(skopeo --version), $(podman --version)"
+echo "install-test-deps: installed $(docker-registry --version 2>/dev/null | awk '{print $NF}' || true), $(skopeo --version)," \
+  "$(podman --version), $(ctr --version), $(docker --version)"

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
+bash scripts/start-services.sh
 npx eslint .
 npx tsc -p tsconfig.json
 npm run build --silent

@@ -44,7 +44,17 @@ export class StaticAuthenticator implements Authenticator {
     if (!(await verifyPassword(credentials.password, user.hash))) return { outcome: 'denied', reason: 'wrong password' };
     return {
       outcome: 'identity',
-      identity: { account: credentials.username, labels: user.labels, backend: this.name, anonymous: false },
+      identity: { account: credentials.username, labels: user.labels, backend: this.name, anonymous: false, via: 'password' },
     };
+  }
+
+  async lookup(account: string): Promise<AuthnResult> {
+    const user = account === '' ? undefined : this.users.get(account);
+    if (!user) return NO_MATCH;
+    return { outcome: 'identity', identity: { account, labels: user.labels, backend: this.name, anonymous: false } };
+  }
+
+  has(account: string): boolean {
+    return this.users.has(account);
   }
 }

@@ -6,6 +6,8 @@
  *   The chain stops there: a guessed password must never fall through to a backend that might
  *   accept it.
  */
+import type { ScopeLimit } from '../authz/scope-limit.js';
+
 export type Labels = Readonly<Record<string, readonly string[]>>;
 
 export interface Identity {
@@ -15,6 +17,14 @@ export interface Identity {
   /** Which backend vouched for it. */
   backend: string;
   anonymous: boolean;
+  /** How the caller proved it: a password, one of our access tokens, or a refresh token. */
+  via?: 'password' | 'access_token' | 'refresh_token';
+  /** Access tokens grant at most their own scopes, whatever the owner's rules allow. */
+  scopeLimit?: ScopeLimit;
+  /** The refresh token presented, returned unchanged on a refresh grant (never rotated). */
+  refreshToken?: string;
+  /** The access token used, for audit. */
+  tokenId?: string;
 }
 
 export interface Credentials {
@@ -36,6 +46,11 @@ export interface Authenticator {
   readonly name: string;
   /** `credentials` is null for an anonymous request (no Authorization header, no form credentials). */
   authenticate(credentials: Credentials | null, context: AuthnContext): Promise<AuthnResult>;
+  /**
+   * Whether the account exists and may sign in now, without a password: how tokens issued
+   * earlier (access and refresh tokens) are checked against a deleted or disabled owner.
+   */
+  lookup?(account: string): Promise<AuthnResult>;
 }
 
 export const NO_MATCH: AuthnResult = Object.freeze({ outcome: 'no-match' });

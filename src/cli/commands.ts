@@ -13,6 +13,7 @@ import {
 import { parseScopes } from '../protocol/scope.js';
 import { DEFAULT_COST, hashPassword } from '../security/password.js';
 import { buildIssuer } from '../server/app.js';
+import type { Store } from '../store/types.js';
 import { buildJwks } from '../token/jwks.js';
 import { readSecret } from './read-secret.js';
 
@@ -87,16 +88,18 @@ function parseLabels(values: string[]): Record<string, string[]> {
 }
 
 /** Which rule decides each scope for an account, and what would be granted; no password needed. */
-export async function explain(loaded: LoadedConfig, options: ExplainOptions): Promise<string> {
-  const { issuer } = buildIssuer(loaded);
+export async function explain(loaded: LoadedConfig, options: ExplainOptions, store?: Store): Promise<string> {
+  const { issuer, directory } = buildIssuer(loaded, { store });
   const service = options.service ?? loaded.config.token.services?.[0] ?? 'docker-registry';
-  const staticUser = loaded.config.users?.[options.account];
-  const labels = options.labels?.length ? parseLabels(options.labels) : (staticUser?.labels ?? {});
-  const identity: Identity = { account: options.account, labels, backend: 'explain', anonymous: options.account === '' };
   const scopes = parseScopes(options.scopes);
+  const found = options.account === '' ? undefined : await directory(options.account);
+  const known = found?.outcome === 'identity' ? found.identity : undefined;
+  const labels = options.labels?.length ? parseLabels(options.labels) : (known?.labels ?? {});
+  const identity: Identity = { account: options.account, labels, backend: 'explain', anonymous: options.account === '' };
   const decisions = await issuer.authorizeAll(identity, scopes, options.ip, service);
+  const who = options.account === '' ? 'anonymous' : known ? `${known.backend} user` : found?.outcome === 'denied' ? `cannot sign in: ${found.reason}` : 'unknown user';
   const lines = [
-    `account ${JSON.stringify(options.account)}${staticUser ? ' (static user)' : ' (not a static user)'}, service ${JSON.stringify(service)}, ip ${options.ip ?? '(none)'}`,
+    `account ${JSON.stringify(options.account)} (${who}), service ${JSON.stringify(service)}, ip ${options.ip ?? '(none)'}`,
     `labels ${JSON.stringify(labels)}`,
   ];
   for (const d of decisions) {

@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServer } from '../server/app.js';
+import { registerAdminCommands } from './admin-commands.js';
 import {
   checkConfig,
   defaultConfigPath,
@@ -150,6 +151,8 @@ program
     if (opts.writeJwks) options.writeJwks = opts.writeJwks;
     process.stdout.write(await registryConfig(loaded, options));
   });
+
+registerAdminCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);

@@ -42,6 +42,10 @@ token:
   certificate: ${CERT_FILE}
   key: ${KEY_FILE}
   services: [${DEFAULT_SERVICE}]
+# Users, groups, rules, access tokens and refresh tokens managed with the CLI and the admin API.
+store:
+  driver: sqlite
+  path: store.db
 users:
   admin:
     password: "${adminHash}"

@@ -12,6 +12,8 @@ import { configSchema, type Config } from './schema.js';
 export interface LoadedConfig {
   /** The file it came from, or a label such as `<inline>` for a config object. */
   readonly source: string;
+  /** Relative paths in the config resolve against this folder. */
+  readonly baseDir: string;
   readonly config: Readonly<Config>;
   readonly signingKey: SigningKey;
   readonly jwtHeader: HeaderMode;
@@ -113,7 +115,7 @@ export async function parseConfig(raw: unknown, options: ParseOptions): Promise<
 
   if (issues.length > 0 || !acl || !signingKey) throw new ConfigError(source, issues);
   const jwtHeader: HeaderMode = config.token.jwt_header ?? (config.token.disable_legacy_key_id ? 'thumbprint' : 'x5c');
-  return Object.freeze({ source, config: deepFreeze(config), signingKey, jwtHeader, acl, ...(tls ? { tls } : {}) });
+  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, jwtHeader, acl, ...(tls ? { tls } : {}) });
 }
 
 /** Reads, parses and validates a YAML config file. Relative paths in it resolve against its folder. */

@@ -45,9 +45,56 @@ export const tokenSchema = z.strictObject({
   disable_legacy_key_id: z.boolean().optional().describe('docker_auth compatibility: same as jwt_header: thumbprint'),
   jwt_header: z.enum(['x5c', 'libtrust', 'thumbprint']).optional(),
   services: z.array(nonEmpty).optional().describe('the registry services (aud) tokens are issued for; others get 400'),
+  allow_post: z.boolean().default(true).describe('answer POST (OAuth2) token requests; false answers them 404'),
 });
 
 const labelsSchema = z.record(nonEmpty, z.array(z.string()));
+
+const DURATION = /^(\d+)(s|m|h|d)$/;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in whole seconds, or a string such as `90s`, `15m`, `12h`, `30d`; parsed to seconds. */
+export const durationSchema = z.union([
+  z.int().positive(),
+  z
+    .string()
+    .regex(DURATION, 'must be a number of seconds or a duration such as 90s, 15m, 12h or 30d')
+    .transform((value) => {
+      const [, amount, unit] = DURATION.exec(value) as RegExpExecArray;
+      return Number(amount) * (UNIT_SECONDS[unit as string] as number);
+    }),
+]);
+
+export const storeSchema = z
+  .strictObject({
+    driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    path: nonEmpty.optional().describe('SQLite file, relative to the config file (default store.db)'),
+    url: nonEmpty.optional().describe('PostgreSQL connection string'),
+    url_file: nonEmpty.optional().describe('a file holding the PostgreSQL connection string'),
+    pool_size: z.int().min(1).max(100).default(10),
+  })
+  .superRefine((store, ctx) => {
+    if (store.driver === 'postgres' && !store.url && !store.url_file) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'is required for driver postgres (or url_file)' });
+    }
+    if (store.url && store.url_file) ctx.addIssue({ code: 'custom', path: ['url_file'], message: 'set url or url_file, not both' });
+    if (store.driver === 'sqlite' && (store.url || store.url_file)) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'belongs to driver postgres; sqlite takes path' });
+    }
+    if (store.driver === 'postgres' && store.path) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: 'belongs to driver sqlite; postgres takes url' });
+    }
+  });
+
+export const refreshTokensSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  idle_timeout: durationSchema.default(30 * 86_400).describe('a refresh token unused this long stops working'),
+  max_age: durationSchema.default(365 * 86_400).describe('a refresh token stops working this long after its creation'),
+});
+
+export const accessTokensSchema = z.strictObject({
+  max_lifetime: durationSchema.optional().describe('the longest expiry a new access token may have; unset: no limit'),
+});
 
 export const userSchema = z.strictObject({
   password: z
@@ -78,6 +125,15 @@ export const configSchema = z
     token: tokenSchema,
     users: z.record(z.string(), userSchema).optional(),
     acl: z.array(aclRuleSchema).optional(),
+    store: storeSchema.optional(),
+    authn_order: z
+      .array(z.enum(['users', 'store']))
+      .min(1)
+      .refine((order) => new Set(order).size === order.length, 'lists a source twice')
+      .default(['users', 'store'])
+      .describe('the order in which config users and store users are tried'),
+    refresh_tokens: refreshTokensSchema.prefault({}),
+    access_tokens: accessTokensSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     for (const [name, user] of Object.entries(config.users ?? {})) {
@@ -110,11 +166,14 @@ export const configSchema = z
         message: 'is required (or server.certificate): the signing key and its certificate',
       });
     }
-    if (config.users === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['users'], message: 'is required: no authentication method is configured' });
+    if (config.users === undefined && config.store === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['users'], message: 'is required (or store): no authentication method is configured' });
     }
-    if (config.acl === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['acl'], message: 'is required: no authorization method is configured' });
+    if (config.acl === undefined && config.store === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['acl'], message: 'is required (or store): no authorization method is configured' });
+    }
+    if (config.refresh_tokens.idle_timeout > config.refresh_tokens.max_age) {
+      ctx.addIssue({ code: 'custom', path: ['refresh_tokens', 'idle_timeout'], message: 'is longer than max_age' });
     }
   });
 

@@ -5,6 +5,10 @@ export interface AuditEvent {
   time: string;
   ip: string | undefined;
   method: string;
+  /** `password`, `refresh_token`, or `none` (a GET, or a POST without grant_type). */
+  grant_type: string | undefined;
+  /** The client asked for a refresh token (offline_token / access_type=offline). */
+  offline: boolean | undefined;
   client_id: string | undefined;
   /** The account that was authenticated, or the user name that was tried. */
   account: string | undefined;

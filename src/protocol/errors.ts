@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNAUTHORIZED'
   | 'NOT_FOUND'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export class TokenError extends Error {

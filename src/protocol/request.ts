@@ -108,7 +108,11 @@ export function parseTokenRequest(raw: RawTokenRequest): TokenRequest {
         if (!credentials) throw badRequest('grant_type=password needs username and password');
       }
     } else if (grant === 'refresh_token') {
-      throw new TokenError('UNSUPPORTED_GRANT_TYPE', 'grant_type refresh_token is not enabled on this server');
+      grantType = 'refresh_token';
+      const refreshToken = single(sources, 'refresh_token', MAX_SECRET);
+      if (!refreshToken) throw badRequest('grant_type=refresh_token needs refresh_token');
+      // The refresh token travels as the password; the backend that issued it recognises its prefix.
+      credentials = checkCredentials(single(sources, 'username') ?? '', refreshToken);
     } else {
       throw new TokenError('UNSUPPORTED_GRANT_TYPE', `unsupported grant_type ${JSON.stringify(grant.slice(0, 50))}`);
     }

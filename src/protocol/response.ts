@@ -20,6 +20,7 @@ export function tokenResponse(options: {
   issuedAtMs: number;
   method: 'GET' | 'POST';
   granted: readonly ResourceScope[];
+  refreshToken?: string | undefined;
 }): TokenResponseBody {
   const body: TokenResponseBody = {
     token: options.token,
@@ -28,6 +29,7 @@ export function tokenResponse(options: {
     issued_at: new Date(options.issuedAtMs).toISOString(),
   };
   if (options.method === 'POST') body.scope = formatScopes(options.granted);
+  if (options.refreshToken) body.refresh_token = options.refreshToken;
   return body;
 }
 

@@ -9,9 +9,24 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { TokenIssuer } from '../token/issue.js';
 import { Signer } from '../token/signer.js';
 import { tokenRoutes } from './token-route.js';
+import { adminApiRoutes } from './admin-api.js';
+import { AccessTokenAuthenticator } from '../authn/access-token.js';
+import { directoryOf, type Directory } from '../authn/directory.js';
+import { RefreshTokenAuthenticator } from '../authn/refresh-token.js';
+import { StoreUserAuthenticator } from '../authn/store-users.js';
+import { StoreAclAuthorizer } from '../authz/store-acl.js';
+import { checkNameClashes, openConfiguredStore } from '../store/from-config.js';
+import type { Store } from '../store/types.js';
+import { StoreRefreshTokenIssuer } from '../token/refresh.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
 
 export interface ServerOptions {
+  /**
+   * The store to use instead of opening the one the config names; the caller keeps it (migrates
+   * and closes it). Without it, a configured store is opened and migrated here, and closed with
+   * the server.
+   */
+  store?: Store;
   /** A pino logger; by default one writing JSON to stdout. */
   logger?: Logger;
   /** Where token decisions go; by default the logger. */
@@ -20,11 +35,14 @@ export interface ServerOptions {
   authenticators?: Authenticator[];
   /** Extra authorizers, asked after the config's own. */
   authorizers?: Authorizer[];
+  /** The clock (epoch ms); tests move it to check expiry. */
+  now?: () => number;
 }
 
 export interface StsServer {
   readonly app: FastifyInstance;
   readonly config: LoadedConfig;
+  readonly store: Store | undefined;
   readonly issuer: TokenIssuer;
   readonly signer: Signer;
   /** Starts listening (by default on server.addr) and returns the base URL. */
@@ -33,20 +51,60 @@ export interface StsServer {
 }
 
 /** Wires the backends the config names into one TokenIssuer. */
-export function buildIssuer(loaded: LoadedConfig, options: ServerOptions = {}): { issuer: TokenIssuer; signer: Signer } {
+export function buildIssuer(
+  loaded: LoadedConfig,
+  options: Pick<ServerOptions, 'authenticators' | 'authorizers' | 'store' | 'now'> = {},
+): { issuer: TokenIssuer; signer: Signer; directory: Directory } {
   const { config } = loaded;
+  const { store } = options;
+  const now = options.now ?? Date.now;
   const signer = new Signer(loaded.signingKey, loaded.jwtHeader);
+
+  const userBackends: Authenticator[] = [];
+  for (const source of config.authn_order) {
+    if (source === 'users' && config.users) userBackends.push(new StaticAuthenticator(config.users));
+    if (source === 'store' && store) userBackends.push(new StoreUserAuthenticator(store));
+  }
+  userBackends.push(...(options.authenticators ?? []));
+  // Our own secrets come first: they are recognised by prefix, so no password hash runs for them.
   const authenticators: Authenticator[] = [];
-  if (config.users) authenticators.push(new StaticAuthenticator(config.users));
-  authenticators.push(...(options.authenticators ?? []));
-  const authorizers: Authorizer[] = [new AclAuthorizer(loaded.acl), ...(options.authorizers ?? [])];
+  const directory = directoryOf(userBackends);
+  if (store) {
+    authenticators.push(new AccessTokenAuthenticator(store, directory, now));
+    if (config.refresh_tokens.enabled) {
+      authenticators.push(new RefreshTokenAuthenticator(store, directory, { idleTimeout: config.refresh_tokens.idle_timeout }, now));
+    }
+  }
+  authenticators.push(...userBackends);
+
+  const authorizers: Authorizer[] = [new AclAuthorizer(loaded.acl)];
+  if (store) authorizers.push(new StoreAclAuthorizer(store));
+  authorizers.push(...(options.authorizers ?? []));
+
+  const refresh = store && config.refresh_tokens.enabled ? new StoreRefreshTokenIssuer(store, config.refresh_tokens.max_age, now) : undefined;
   const issuer = new TokenIssuer(
     { issuer: config.token.issuer, expiresIn: config.token.expiration, services: config.token.services },
     authenticators,
     authorizers,
     signer,
+    refresh,
+    now,
   );
-  return { issuer, signer };
+  return { issuer, signer, directory };
+}
+
+/** Opens, migrates and checks the configured store; the caller closes it. */
+export async function prepareStore(loaded: LoadedConfig): Promise<Store | undefined> {
+  const store = await openConfiguredStore(loaded);
+  if (!store) return undefined;
+  try {
+    await store.migrate();
+    await checkNameClashes(loaded, store);
+    return store;
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }
 
 /** Creates the HTTP server for a loaded config. Nothing listens until `listen()`. */
@@ -55,7 +113,9 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
   const logger = options.logger ?? createLogger();
   // The audit trail is not a debug log: it is written whatever level the rest of the log is at.
   const audit = options.audit ?? new LogAuditSink(logger.child({}, { level: 'info' }));
-  const { issuer, signer } = buildIssuer(loaded, options);
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? (await prepareStore(loaded));
+  const { issuer, signer, directory } = buildIssuer(loaded, { ...options, store });
 
   const app = Fastify({
     loggerInstance: logger,
@@ -80,14 +140,17 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     pathPrefix: config.server.path_prefix,
     realm: config.token.issuer,
     realIp: { header: config.server.real_ip_header, position: config.server.real_ip_pos },
+    allowPost: config.token.allow_post,
     issuer: () => issuer,
     audit,
   });
   app.get(`${config.server.path_prefix}/healthz`, async () => ({ status: 'ok' }));
+  if (store) await app.register(adminApiRoutes, { loaded, store, directory });
 
   return {
     app,
     config: loaded,
+    store,
     issuer,
     signer,
     async listen(address) {
@@ -108,6 +171,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
         await app.close();
       } finally {
         clearInterval(sweep);
+        if (ownsStore) await store?.close();
       }
     },
   };

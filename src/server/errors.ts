@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { TokenError, type ErrorCode } from '../protocol/errors.js';
 import { errorBody } from '../protocol/response.js';
+import { StoreUnavailableError } from '../store/types.js';
 
 const STATUS: Record<ErrorCode, number> = {
   INVALID_REQUEST: 400,
@@ -11,6 +12,7 @@ const STATUS: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 
@@ -40,6 +42,11 @@ export function toTokenError(err: unknown): TokenError {
     if (fe.statusCode === 413) return new TokenError('PAYLOAD_TOO_LARGE', 'request body is too large');
     return new TokenError('INVALID_REQUEST', fe.message ?? 'bad request');
   }
+  if (err instanceof StoreUnavailableError) {
+    // A store outage is ours, not the client's: 503, never 401, so clients retry instead of
+    // telling the user their password is wrong.
+    return new TokenError('UNAVAILABLE', 'the credential store is unavailable; try again shortly', err.message);
+  }
   return new TokenError('INTERNAL', 'internal error', err instanceof Error ? err.message : String(err));
 }
 
@@ -47,6 +54,7 @@ export function toTokenError(err: unknown): TokenError {
 export function sendError(reply: FastifyReply, error: TokenError, realm: string, isPost: boolean): FastifyReply {
   const status = STATUS[error.code];
   if (status === 401) reply.header('www-authenticate', `Basic realm=${JSON.stringify(realm)}, charset="UTF-8"`);
+  if (status === 503) reply.header('retry-after', '5');
   const body = errorBody(error.code, error.message, isPost ? OAUTH_ERROR[error.code] : undefined);
   return reply.code(status).header('cache-control', 'no-store').send(body);
 }

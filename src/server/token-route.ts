@@ -11,6 +11,8 @@ export interface TokenRouteOptions {
   pathPrefix: string;
   realm: string;
   realIp: RealIpSettings;
+  /** false: POST is answered 404, which makes containerd and buildkit fall back to GET. */
+  allowPost: boolean;
   issuer: () => TokenIssuer;
   audit: AuditSink;
 }
@@ -41,6 +43,8 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
       time: new Date().toISOString(),
       ip: request.ip,
       method,
+      grant_type: undefined,
+      offline: undefined,
       client_id: undefined,
       account: undefined,
       backend: undefined,
@@ -62,18 +66,27 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
         authorization: request.headers.authorization,
       });
       event.client_id = parsed.clientId;
+      event.grant_type = parsed.grantType;
+      event.offline = parsed.offline;
       event.service = parsed.service;
       event.requested = parsed.requested.flatMap((s) => s.split(' ')).filter((s) => s !== '');
       event.account = parsed.credentials?.username ?? '';
 
       const issued = await options.issuer().issue(parsed, ip);
       event.account = issued.identity.account;
-      event.backend = issued.identity.backend;
+      event.backend = issued.identity.tokenId ? `${issued.identity.backend}:${issued.identity.tokenId}` : issued.identity.backend;
       event.granted = formatScopes(issued.granted).split(' ').filter((s) => s !== '');
       event.result = 'issued';
       event.reason = issued.decisions.map((d) => `${d.requested.type}:${d.requested.name}: ${d.reason}`).join('; ') || 'no scope requested';
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-      return tokenResponse({ token: issued.token, expiresIn: issued.expiresIn, issuedAtMs: issued.issuedAtMs, method, granted: issued.granted });
+      return tokenResponse({
+        token: issued.token,
+        expiresIn: issued.expiresIn,
+        issuedAtMs: issued.issuedAtMs,
+        method,
+        granted: issued.granted,
+        refreshToken: issued.refreshToken,
+      });
     } catch (err) {
       const error = toTokenError(err);
       const status = statusOf(error.code);
@@ -88,6 +101,6 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
 
   for (const path of [`${options.pathPrefix}/auth`, `${options.pathPrefix}/auth/token`]) {
     app.get(path, handler);
-    app.post(path, handler);
+    if (options.allowPost) app.post(path, handler);
   }
 }

@@ -43,6 +43,7 @@ export interface StoredRule {
 
 export interface AccessTokenRecord {
   id: string;
+  /** The owner's name: a store user or a config-file user (the store does not check which). */
   user: string;
   name: string;
   digest: string;
@@ -131,12 +132,13 @@ export interface Store {
     get(name: string): Promise<StoredGroup | undefined>;
     list(): Promise<StoredGroup[]>;
     remove(name: string, actor: string): Promise<void>;
+    /** Members are store users; config-file users carry their labels in the config. */
     addMember(group: string, user: string, actor: string): Promise<void>;
     removeMember(group: string, user: string, actor: string): Promise<void>;
   };
 
   rules: {
-    /** Appends (or inserts at `position`, shifting later rules down). */
+    /** Appends (or inserts at `position`, 0 the first, shifting later rules down); removal closes the gap. */
     add(rule: RuleBody, options: { position?: number }, actor: string): Promise<StoredRule>;
     list(): Promise<StoredRule[]>;
     remove(id: string, actor: string): Promise<void>;
@@ -162,12 +164,15 @@ export interface Store {
     findByDigest(digest: string): Promise<RefreshTokenRecord | undefined>;
     touch(id: string, at: number): Promise<void>;
     list(user?: string): Promise<RefreshTokenRecord[]>;
+    /** Revoking twice is allowed and keeps the first time. */
     revoke(id: string, actor: string): Promise<void>;
+    /** Throws StoreNotFoundError only when the name is neither a store user nor owns a refresh token. */
     revokeForUser(user: string, actor: string): Promise<number>;
     revokeAll(actor: string): Promise<number>;
   };
 
   changes: {
+    /** Newest first. */
     list(options?: { limit?: number; target?: string }): Promise<ChangeRecord[]>;
   };
 }

@@ -15,6 +15,11 @@ export interface IssuerSettings {
   services?: readonly string[] | undefined;
 }
 
+/** Issues refresh tokens (docker's identity tokens) when a client asks for one. */
+export interface RefreshTokenIssuer {
+  issue(input: { account: string; service: string; clientId: string | null }): Promise<string>;
+}
+
 export interface ScopeDecision {
   requested: ResourceScope;
   granted: ResourceScope;
@@ -23,6 +28,8 @@ export interface ScopeDecision {
 
 export interface IssuedToken {
   token: string;
+  /** Only when the client asked for one (offline) or presented one (refresh grant). */
+  refreshToken?: string;
   identity: Identity;
   decisions: ScopeDecision[];
   granted: ResourceScope[];
@@ -51,6 +58,7 @@ export class TokenIssuer {
     private readonly authenticators: readonly Authenticator[],
     private readonly authorizers: readonly Authorizer[],
     private readonly signer: Signer,
+    private readonly refresh?: RefreshTokenIssuer,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -66,9 +74,13 @@ export class TokenIssuer {
     for (const requested of scopes) {
       const asked = expandRequest(requested);
       const decision: AuthzDecision = await authorize(this.authorizers, identity, asked, { ip, service });
-      // Never grant more than was asked, whatever a backend answers.
-      const actions = asked.actions.filter((a) => decision.actions.includes(a)).sort();
-      decisions.push({ requested, granted: { ...requested, actions }, reason: decision.reason });
+      // Never grant more than was asked, whatever a backend answers, nor more than an access
+      // token's own scopes.
+      const byRules = asked.actions.filter((a) => decision.actions.includes(a)).sort();
+      const limit = identity.scopeLimit?.allowed(asked) ?? '*';
+      const actions = limit === '*' ? byRules : byRules.filter((a) => limit.includes(a));
+      const reason = actions.length < byRules.length ? `${decision.reason}; limited by the access token's scopes` : decision.reason;
+      decisions.push({ requested, granted: { ...requested, actions }, reason });
     }
     return decisions;
   }
@@ -93,6 +105,20 @@ export class TokenIssuer {
       nowMs: issuedAtMs,
     });
     const token = await this.signer.sign(claims);
-    return { token, identity: authn.identity, decisions, granted, expiresIn: this.settings.expiresIn, issuedAtMs };
+    const issued: IssuedToken = { token, identity: authn.identity, decisions, granted, expiresIn: this.settings.expiresIn, issuedAtMs };
+    const refreshToken = await this.refreshTokenFor(request, authn.identity);
+    if (refreshToken) issued.refreshToken = refreshToken;
+    return issued;
+  }
+
+  /**
+   * A refresh grant gets back the token it presented (never rotated: dockerd keeps only the first,
+   * protocol.md §1.4). A new one is made only when asked for, and only after a password: an
+   * access token must not be traded for a refresh token that outlives its limits.
+   */
+  private async refreshTokenFor(request: TokenRequest, identity: Identity): Promise<string | undefined> {
+    if (identity.via === 'refresh_token') return request.grantType === 'refresh_token' || request.offline ? identity.refreshToken : undefined;
+    if (!request.offline || !this.refresh || identity.via !== 'password' || identity.anonymous) return undefined;
+    return this.refresh.issue({ account: identity.account, service: request.service, clientId: request.clientId ?? null });
   }
 }

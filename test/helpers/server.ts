@@ -16,9 +16,13 @@ export class MemoryAudit implements AuditSink {
   }
 }
 
-export async function startInProcess(keys: KeyDir, config: ConfigInput): Promise<{ server: StsServer; audit: MemoryAudit }> {
+export async function startInProcess(
+  keys: KeyDir,
+  config: ConfigInput,
+  options: { now?: () => number } = {},
+): Promise<{ server: StsServer; audit: MemoryAudit }> {
   const audit = new MemoryAudit();
-  const server = await createServer(await loadTestConfig(keys, config), { logger: createLogger({ level: 'silent' }), audit });
+  const server = await createServer(await loadTestConfig(keys, config), { logger: createLogger({ level: 'silent' }), audit, ...options });
   await server.app.ready();
   return { server, audit };
 }

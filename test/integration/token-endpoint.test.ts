@@ -144,7 +144,7 @@ describe('POST (OAuth2 form)', () => {
 
   it.each([
     ['an unknown grant type', 'grant_type=client_credentials&service=test-registry', 'UNSUPPORTED_GRANT_TYPE'],
-    ['a refresh grant (not enabled)', 'grant_type=refresh_token&refresh_token=x&service=test-registry', 'UNSUPPORTED_GRANT_TYPE'],
+    ['a refresh grant without refresh_token', 'grant_type=refresh_token&service=test-registry', 'INVALID_REQUEST'],
     ['a password grant without a password', 'grant_type=password&username=alice&service=test-registry', 'INVALID_REQUEST'],
     ['no service', 'grant_type=password&username=alice&password=x', 'INVALID_REQUEST'],
   ])('answers 400 for %s', async (_why, payload, code) => {
@@ -152,6 +152,12 @@ describe('POST (OAuth2 form)', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().errors[0].code).toBe(code);
     expect(res.json().error).toBeDefined();
+  });
+
+  it('answers a refresh grant with 401 when no store issues refresh tokens', async () => {
+    const res = await server.app.inject({ method: 'POST', url: '/auth', headers: FORM, payload: 'grant_type=refresh_token&refresh_token=stsrt_x&service=test-registry' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error).toBe('invalid_grant');
   });
 
   it('answers 400, not 415 or 500, for a JSON body', async () => {

@@ -2,8 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { createLogger, createServer, generateSigningKey, hashPassword, parseConfigText } from '../../../src/index.js';
+import { AdminService } from '../../../src/admin/service.js';
+import { buildIssuer, createLogger, createServer, generateSigningKey, hashPassword, parseConfigText } from '../../../src/index.js';
 import type { AuditEvent, AuditSink, KeyKind, LoadedConfig } from '../../../src/index.js';
+import type { Store } from '../../../src/store/index.js';
 
 export interface AclRule {
   match: { account?: string; type?: string; name?: string; service?: string; ip?: string };
@@ -20,6 +22,29 @@ export interface AuthServerOptions {
   service?: string;
   /** How tokens name their key (`token.jwt_header`); the default is x5c. */
   jwtHeader?: 'x5c' | 'libtrust' | 'thumbprint';
+  /**
+   * A SQLite store (`store: {driver: sqlite}`) in the server's temporary folder: store users,
+   * access tokens and refresh tokens. The running server then exposes `store` and `admin`.
+   */
+  sqliteStore?: boolean;
+  /** Users created in the store before the server answers (bcrypt cost 4): name → password. */
+  storeUsers?: Record<string, string>;
+  /** `token.allow_post`; false answers POST with 404 (the server's default is true). */
+  allowPost?: boolean;
+}
+
+/** One HTTP request the token server received, as the client sent it (secrets masked). */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** Query parameters, every value of each (repeated `scope` stays a list). */
+  query: Record<string, string[]>;
+  /** A POST's form fields; `password` and `refresh_token` are replaced by `***`. */
+  form: Record<string, string[]> | undefined;
+  /** The user name of a Basic Authorization header ('' for an empty one), never the password. */
+  basicUser: string | undefined;
+  /** The HTTP status answered (set once the response is sent). */
+  status: number | undefined;
 }
 
 export interface RunningAuthServer {
@@ -35,7 +60,28 @@ export interface RunningAuthServer {
   audit: AuditEvent[];
   /** The loaded config, e.g. for `distribution2Block`. */
   loaded: LoadedConfig;
+  /** Every HTTP request the server received (token requests and 404s alike), in order. */
+  requests: RecordedRequest[];
+  /** The store, with `sqliteStore`; closed by close(). */
+  store: Store | undefined;
+  /** Administration of that store (users, access tokens, refresh tokens), with `sqliteStore`. */
+  admin: AdminService | undefined;
   close(): Promise<void>;
+}
+
+const SECRET_FIELDS = new Set(['password', 'refresh_token']);
+
+function paramsOf(params: URLSearchParams): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [key, value] of params) (out[key] ??= []).push(SECRET_FIELDS.has(key) ? '***' : value);
+  return out;
+}
+
+function basicUserOf(header: string | undefined): string | undefined {
+  if (!header || !/^basic /i.test(header)) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : decoded.slice(0, colon);
 }
 
 /**
@@ -64,9 +110,11 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
         key: 'token.key',
         services: [service],
         ...(options.jwtHeader ? { jwt_header: options.jwtHeader } : {}),
+        ...(options.allowPost !== undefined ? { allow_post: options.allowPost } : {}),
       },
       users,
       acl: options.acl,
+      ...(options.sqliteStore ? { store: { driver: 'sqlite', path: 'store.db' } } : {}),
     });
     // An empty env: a developer's STS_ADDR must not move the test server.
     const loaded = await parseConfigText(yamlText, { baseDir: dir, source: join(dir, 'config.yml'), env: {} });
@@ -74,8 +122,42 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
     const audit: AuditEvent[] = [];
     const sink: AuditSink = { write: (event) => void audit.push(event) };
     const server = await createServer(loaded, { logger: createLogger({ level: 'silent' }), audit: sink });
+    const requests: RecordedRequest[] = [];
     let url: string;
+    let admin: AdminService | undefined;
     try {
+      if (options.sqliteStore && !server.store) throw new Error('the server opened no store although the config names one');
+      const store = server.store;
+      if (store) {
+        admin = new AdminService(store, loaded, buildIssuer(loaded, { store }).directory);
+        for (const [name, password] of Object.entries(options.storeUsers ?? {})) {
+          // The store directly: AdminService.addUser would hash at the default cost (slow).
+          await store.users.create({ name, passwordHash: await hashPassword(password, 4) }, 'e2e');
+        }
+      }
+      // Root hooks, added before listen, see every request (including 404s for a refused POST).
+      const recorded = new WeakMap<object, RecordedRequest>();
+      server.app.addHook('onRequest', async (request) => {
+        const at = request.url.indexOf('?');
+        const entry: RecordedRequest = {
+          method: request.method,
+          path: at < 0 ? request.url : request.url.slice(0, at),
+          query: paramsOf(new URLSearchParams(at < 0 ? '' : request.url.slice(at + 1))),
+          form: undefined,
+          basicUser: basicUserOf(request.headers.authorization),
+          status: undefined,
+        };
+        recorded.set(request, entry);
+        requests.push(entry);
+      });
+      server.app.addHook('preHandler', async (request) => {
+        const entry = recorded.get(request);
+        if (entry && request.body instanceof URLSearchParams) entry.form = paramsOf(request.body);
+      });
+      server.app.addHook('onResponse', async (request, reply) => {
+        const entry = recorded.get(request);
+        if (entry) entry.status = reply.statusCode;
+      });
       url = await server.listen({ host: '127.0.0.1', port: 0 });
     } catch (err) {
       await server.close();
@@ -89,6 +171,9 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
       certPem: key.certPem,
       audit,
       loaded,
+      requests,
+      store: server.store,
+      admin,
       async close() {
         await server.close();
         await rm(dir, { recursive: true, force: true });

@@ -33,8 +33,9 @@ export interface ClientSession {
 
 // Below the per-case timeouts, so a hung client is killed and reported rather than left behind.
 const DEFAULT_TIMEOUT_MS = 45_000;
-// Flags whose next argument is a secret, and `user:password` pairs.
-const SECRET_FLAGS = new Set(['--creds', '--src-creds', '--dest-creds', '-p', '--password']);
+// Flags whose next argument is a secret, and `user:password` pairs (ctr's --user too).
+const SECRET_FLAGS = new Set(['--creds', '--src-creds', '--dest-creds', '-p', '--password', '--user', '--refresh']);
+const PAIR_FLAGS = new Set(['--creds', '--src-creds', '--dest-creds', '--user']);
 
 /** The command line with every password replaced, for failure messages. */
 export function redactArgs(args: readonly string[]): string[] {
@@ -43,7 +44,7 @@ export function redactArgs(args: readonly string[]): string[] {
     const arg = args[i] ?? '';
     const previous = i > 0 ? (args[i - 1] ?? '') : '';
     const eq = arg.indexOf('=');
-    if (SECRET_FLAGS.has(previous)) out.push(previous.endsWith('creds') ? arg.replace(/:.*$/, ':***') : '***');
+    if (SECRET_FLAGS.has(previous)) out.push(PAIR_FLAGS.has(previous) ? arg.replace(/:.*$/, ':***') : '***');
     else if (eq > 0 && SECRET_FLAGS.has(arg.slice(0, eq))) out.push(`${arg.slice(0, eq)}=***`);
     else out.push(arg);
   }

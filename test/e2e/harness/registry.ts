@@ -88,7 +88,8 @@ ${
 }`;
 }
 
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+/** Whether the child exited within `ms` (true at once if it already has). */
+export function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -103,7 +104,8 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-async function killChild(child: ChildProcess): Promise<void> {
+/** SIGTERM to the child's own PID, SIGKILL after 5 s; resolves once it has exited. */
+export async function killChild(child: ChildProcess): Promise<void> {
   const pid = child.pid;
   if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {

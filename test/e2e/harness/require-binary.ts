@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
-const INSTALL_HINT = 'run `sudo bash scripts/install-test-deps.sh` (Debian: docker-registry, skopeo, podman)';
+const INSTALL_HINT = 'run `sudo bash scripts/install-test-deps.sh` (Debian: docker-registry, skopeo, podman, containerd, docker.io)';
 
 /** The absolute path of an executable on PATH, or undefined. */
 export async function findBinary(name: string): Promise<string | undefined> {
