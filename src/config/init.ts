@@ -50,6 +50,8 @@ users:
   admin:
     password: "${adminHash}"
   # "": {}   # uncomment to let anonymous callers in (then give them rules below)
+# The first matching rule decides. Rules added with \`sts-docker-auth acl add\` (kept in the store)
+# come after these, so a catch-all rule here would hide them.
 acl:
   - match: {account: admin}
     actions: ["*"]
@@ -57,9 +59,6 @@ acl:
   - match: {account: "/.+/", name: "\${account}/*"}
     actions: ["*"]
     comment: every signed-in user owns the repositories under their name
-  - match: {account: "/.+/"}
-    actions: [pull]
-    comment: signed-in users may pull everything else
 `;
 }
 

@@ -128,6 +128,26 @@ describe('containerd (ctr) ↔ registry 2.8 ↔ sts-docker-auth', () => {
       }
     }, CASE_TIMEOUT);
 
+    it('pulls with --user alice:<access token>: no bcrypt, the token named in the audit', async () => {
+      const admin = rig.auth.admin;
+      if (!admin) throw new Error('the auth server has no store');
+      const { secret, record } = await admin.createToken({ user: 'alice', name: 'ctr', scopes: ['repository:alice/*:pull'], expiresIn: 3600 }, 'e2e');
+      const ref = `${rig.registry.host}/alice/tiny:v1`;
+      const from = mark(rig);
+      const r = await pull(ref, { user: `alice:${secret}` });
+      expect(r.code, diagnose(r, rig, from)).toBe(0);
+      expect(await imageDigest(containerd, ref)).toBe(image.manifestDigest);
+      const events: AuditEvent[] = rig.auth.audit.slice(from.audit);
+      expect(events.length).toBeGreaterThan(0);
+      for (const event of events) expect(event).toMatchObject({ method: 'POST', backend: `access-token:${record.id}`, result: 'issued' });
+
+      await admin.revokeToken(record.id, 'e2e');
+      const after = mark(rig);
+      const refused = await pull(ref, { user: `alice:${secret}` });
+      expect(refused.code, diagnose(refused, rig, after)).not.toBe(0);
+      expect(rig.auth.audit.slice(after.audit).filter((e) => e.result === 'issued')).toEqual([]);
+    }, CASE_TIMEOUT);
+
     it('fails with a wrong password, trying POST then GET', async () => {
       const ref = `${rig.registry.host}/alice/tiny:v1`;
       const from = mark(rig);

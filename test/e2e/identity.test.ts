@@ -249,6 +249,26 @@ describe('identity tokens and access tokens ↔ registry 2.8 ↔ sts-docker-auth
       expect(await registry.hasTag('shared/tiny', 'v1')).toBe(true);
     }, CASE_TIMEOUT * 2);
 
+    it('docker login and podman take it as the password, and no refresh token is traded for it', async () => {
+      const before = (await auth.admin?.listRefreshTokens('alice'))?.length;
+      const from = mark();
+      const login = await docker.login(registry.host, 'alice', secret);
+      expect(login.code, diagnose(login, from)).toBe(0);
+      const entry = (await docker.readConfig())?.auths?.[registry.host];
+      // No identity token: docker keeps the access token itself, which stays limited and revocable.
+      expect(entry?.identitytoken).toBeUndefined();
+      expect(Buffer.from(entry?.auth ?? '', 'base64').toString('utf8')).toBe(`alice:${secret}`);
+      expect((await auth.admin?.listRefreshTokens('alice'))?.length).toBe(before);
+
+      const authFile = clients.authFileFor('access-token');
+      await writeFile(authFile, JSON.stringify({ auths: { [registry.host]: { auth: entry?.auth } } }));
+      const pull = await clients.podman(['pull', '--tls-verify=false', `${repo}:v1`], { authFile });
+      expect(pull.code, diagnose(pull, from)).toBe(0);
+      const events = audit(from.audit);
+      expect(events.length).toBeGreaterThan(1);
+      for (const event of events) expect(event).toMatchObject({ account: 'alice', backend: `access-token:${tokenId}`, result: 'issued' });
+    }, CASE_TIMEOUT);
+
     it('is refused at the next pull once revoked', async () => {
       await auth.admin?.revokeToken(tokenId, 'e2e');
       const from = mark();

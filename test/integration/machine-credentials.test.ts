@@ -214,3 +214,27 @@ describe('refresh tokens', () => {
     expect(unknown.json().error).toBe('invalid_grant');
   });
 });
+
+describe('config users and store users', () => {
+  it('refuses to start when a name is in both', async () => {
+    const store = server.store;
+    if (!store) throw new Error('no store');
+    // alice lives in the store (above); a config that also defines her must not start.
+    const config = baseConfig({
+      users: { alice: { password: await hash('x') } },
+      store: { driver: 'sqlite', path: 'store.db' },
+    });
+    await expect(startInProcess(keys, config)).rejects.toThrow(/users\.alice: is also a user in the store/);
+  });
+
+  it('accept a store-first authn_order', async () => {
+    await admin.addUser({ name: 'ordered', password: 'store-pw' }, 'test');
+    const { server: other } = await startInProcess(
+      keys,
+      baseConfig({ users: {}, store: { driver: 'sqlite', path: 'store.db' }, authn_order: ['store', 'users'], acl: [{ match: {}, actions: ['pull'] }] }),
+    );
+    const res = await other.app.inject({ url: '/auth?service=test-registry', headers: { authorization: basic('ordered', 'store-pw') } });
+    expect(res.statusCode).toBe(200);
+    await other.close();
+  });
+});
