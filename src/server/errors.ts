@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import { TokenError, type ErrorCode } from '../protocol/errors.js';
 import { errorBody } from '../protocol/response.js';
 import { StoreUnavailableError } from '../store/types.js';
+import { BackendUnavailableError } from '../authn/errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   INVALID_REQUEST: 400,
@@ -46,6 +47,9 @@ export function toTokenError(err: unknown): TokenError {
     // A store outage is ours, not the client's: 503, never 401, so clients retry instead of
     // telling the user their password is wrong.
     return new TokenError('UNAVAILABLE', 'the credential store is unavailable; try again shortly', err.message);
+  }
+  if (err instanceof BackendUnavailableError) {
+    return new TokenError('UNAVAILABLE', `the ${err.backend} backend is unavailable; try again shortly`, err.message);
   }
   return new TokenError('INTERNAL', 'internal error', err instanceof Error ? err.message : String(err));
 }
