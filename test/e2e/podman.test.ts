@@ -9,6 +9,7 @@ import { startAuthServer, type RunningAuthServer } from './harness/auth-server.j
 import { createClientSession, explain, type ClientSession, type RunResult } from './harness/clients.js';
 import { buildOciLayout, type OciLayout } from './harness/oci-image.js';
 import { startRegistry, type RunningRegistry } from './harness/registry.js';
+import { Teardown } from './harness/teardown.js';
 import { requireBinaries, requireRoot } from './harness/require-binary.js';
 
 const KEY_KINDS: readonly KeyKind[] = ['ec-p256', 'rsa-2048'];
@@ -16,26 +17,6 @@ const SETUP_TIMEOUT = 120_000;
 const CASE_TIMEOUT = 90_000;
 
 const newPassword = () => randomBytes(12).toString('base64url');
-
-/** Remembers how to stop each piece as it starts, so a failing beforeAll still cleans up. */
-class Teardown {
-  private readonly steps: (() => Promise<void>)[] = [];
-  defer<T>(thing: T, stop: (thing: T) => Promise<void>): T {
-    this.steps.push(() => stop(thing));
-    return thing;
-  }
-  async run(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const step of this.steps.splice(0).reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length > 0) throw new AggregateError(errors, 'e2e teardown failed');
-  }
-}
 
 const since = (audit: AuditEvent[], from: number) => audit.slice(from);
 

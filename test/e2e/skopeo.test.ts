@@ -9,6 +9,7 @@ import { fetchToken, startAuthServer, type RunningAuthServer } from './harness/a
 import { createClientSession, explain, type ClientSession, type RunResult } from './harness/clients.js';
 import { buildOciLayout, type OciLayout } from './harness/oci-image.js';
 import { startRegistry, type RunningRegistry } from './harness/registry.js';
+import { Teardown } from './harness/teardown.js';
 import { requireBinaries } from './harness/require-binary.js';
 
 const KEY_KINDS: readonly KeyKind[] = ['ec-p256', 'rsa-2048'];
@@ -17,26 +18,6 @@ const CASE_TIMEOUT = 60_000;
 
 const newPassword = () => randomBytes(12).toString('base64url');
 const sha256 = (text: string) => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
-
-/** Remembers how to stop each piece as it starts, so a failing beforeAll still cleans up. */
-class Teardown {
-  private readonly steps: (() => Promise<void>)[] = [];
-  defer<T>(thing: T, stop: (thing: T) => Promise<void>): T {
-    this.steps.push(() => stop(thing));
-    return thing;
-  }
-  async run(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const step of this.steps.splice(0).reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length > 0) throw new AggregateError(errors, 'e2e teardown failed');
-  }
-}
 
 /** The audit events written since `from`, for asserting on one client command. */
 const since = (audit: AuditEvent[], from: number) => audit.slice(from);
