@@ -7,6 +7,7 @@ import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServer } from '../server/app.js';
 import { registerAdminCommands } from './admin-commands.js';
+import { initDataDir } from './init.js';
 import {
   checkConfig,
   defaultConfigPath,
@@ -55,7 +56,8 @@ async function serve(configOption: string | undefined): Promise<void> {
       ].join('\n'),
     );
   }
-  logger.info({ url, config: configPath, alg: loaded.signingKey.alg, kid: loaded.signingKey.libtrustKid }, 'listening');
+  // Whatever the log level, say where we listen: with STS_ADDR=…:0 nothing else tells.
+  logger.child({}, { level: 'info' }).info({ url, config: configPath, alg: loaded.signingKey.alg, kid: loaded.signingKey.libtrustKid }, 'listening');
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -87,10 +89,28 @@ program
   .action(async (opts: { config?: string }) => serve(opts.config));
 
 program
+  .command('init')
+  .description('create the data folder as the first start does (key, certificate, config, admin password), then exit')
+  .option('--data-dir <dir>', 'the data folder (default: $STS_DATA_DIR or ./data)')
+  .action(async (opts: { dataDir?: string }) => {
+    const outcome = await initDataDir(opts.dataDir ?? dataDir());
+    (outcome.created ? process.stdout : process.stderr).write(outcome.message);
+  });
+
+program
   .command('check-config')
   .description('validate a config file; exits non-zero with the problems')
   .argument('[file]', 'config file', undefined)
-  .action(async (file: string | undefined) => {
+  .option('--docker-auth <file>', "report what in a docker_auth config behaves differently here; exits 2 unless it runs unmodified")
+  .action(async (file: string | undefined, opts: { dockerAuth?: string }) => {
+    if (opts.dockerAuth !== undefined) {
+      if (file !== undefined) throw new InvalidArgumentError('give either a config file or --docker-auth FILE, not both');
+      const { checkDockerAuthConfig, formatCompatReport } = await import('../config/docker-auth-compat.js');
+      const report = await checkDockerAuthConfig(opts.dockerAuth);
+      console.log(formatCompatReport(report));
+      process.exitCode = report.runsUnmodified ? 0 : 2;
+      return;
+    }
     const loaded = await checkConfig(file ?? defaultConfigPath());
     console.log(describeConfig(loaded));
   });
