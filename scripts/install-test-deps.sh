@@ -18,6 +18,11 @@
 # installed (bookworm: 20.10.24; bookworm has no separate docker-cli package). It also ships
 # dockerd, so while it installs, a policy-rc.d (if the machine has none) keeps its postinst from
 # starting the engine; the tests must not depend on a running engine.
+#
+# slapd + ldap-utils (OpenLDAP): the LDAP tests start their own slapd on a free loopback port
+# with a config generated in a temp dir (test/helpers/slapd.ts). The package must neither
+# configure a system directory nor start one that could take port 389: debconf is preseeded with
+# slapd/no_configuration and the policy-rc.d guard below keeps its postinst from starting it.
 set -euo pipefail
 
 # binary -> Debian package that provides it
@@ -29,8 +34,19 @@ declare -A package_of=(
   [containerd]=containerd
   [ctr]=containerd
   [docker]=docker.io
+  [slapd]=slapd
+  [ldapadd]=ldap-utils
+  # headless browser for test/e2e/sso-browser.test.ts (driven by playwright-core, never downloaded)
+  [chromium]=chromium
+  # the ext_auth/ext_authz examples in docs/external-auth.md, run by their test
+  [openssl]=openssl
+  [jq]=jq
+  # test/e2e/deploy.test.ts: `docker-compose config` validates deploy/docker-compose.yml (no
+  # engine needed), systemd-analyze verifies deploy/systemd/sts-docker-auth.service
+  [docker-compose]=docker-compose
+  [systemd-analyze]=systemd
 )
-binaries=(docker-registry skopeo podman conmon containerd ctr docker)
+binaries=(docker-registry skopeo podman conmon containerd ctr docker slapd ldapadd chromium openssl jq docker-compose systemd-analyze)
 
 # Fills `missing` (what is absent) and `packages` (what to install for it, each once).
 check() {
@@ -55,7 +71,7 @@ check() {
 
 check
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-test-deps: docker-registry, skopeo, podman, containerd (ctr) and docker are present"
+  echo "install-test-deps: every test dependency is present (${binaries[*]})"
   exit 0
 fi
 
@@ -73,7 +89,7 @@ cleanup() {
   if [ -n "$made_policy_rc" ]; then rm -f "$policy_rc"; fi
 }
 trap cleanup EXIT
-if [[ " ${packages[*]} " == *" docker.io "* ]] && [ ! -e "$policy_rc" ]; then
+if [[ " ${packages[*]} " == *" docker.io "* || " ${packages[*]} " == *" slapd "* ]] && [ ! -e "$policy_rc" ]; then
   # 101: "action forbidden by policy": invoke-rc.d and deb-systemd-invoke then start nothing.
   printf '#!/bin/sh\n# install-test-deps.sh: no service starts while the test packages install\nexit 101\n' >"$policy_rc"
   chmod 755 "$policy_rc"
@@ -82,6 +98,10 @@ fi
 
 echo "install-test-deps: installing Debian packages: ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${packages[*]} " == *" slapd "* ]]; then
+  # Install the binaries only: no dc=nodomain database, no /etc/ldap/slapd.d, no system slapd.
+  echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 

@@ -17,8 +17,11 @@ export interface Identity {
   /** Which backend vouched for it. */
   backend: string;
   anonymous: boolean;
-  /** How the caller proved it: a password, one of our access tokens, or a refresh token. */
-  via?: 'password' | 'access_token' | 'refresh_token';
+  /**
+   * How the caller proved it: a password, one of our access tokens, a refresh token, or a trusted
+   * issuer's ID token (`workload`: never traded for a refresh token).
+   */
+  via?: 'password' | 'access_token' | 'refresh_token' | 'workload';
   /** Access tokens grant at most their own scopes, whatever the owner's rules allow. */
   scopeLimit?: ScopeLimit;
   /** The refresh token presented, returned unchanged on a refresh grant (never rotated). */

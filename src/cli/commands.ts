@@ -34,6 +34,7 @@ export function describeConfig(loaded: LoadedConfig): string {
     `  signing ${signingKey.alg}, jwt header ${loaded.jwtHeader}, kid ${signingKey.libtrustKid}`,
     `  certificate valid until ${signingKey.certificate.validTo}`,
     `  ${Object.keys(config.users ?? {}).length} static user(s), ${loaded.acl.rules.length} ACL rule(s)`,
+    ...(config.trusted_issuers?.length ? [`  trusted issuers: ${config.trusted_issuers.map((i) => `${i.name} (${i.issuer})`).join(', ')}`] : []),
   ].join('\n');
 }
 

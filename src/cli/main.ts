@@ -5,7 +5,7 @@ import { dataDir, ensureDataDir } from '../config/init.js';
 import { loadConfig } from '../config/load.js';
 import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
-import { createServer } from '../server/app.js';
+import { createServer, prepareStore } from '../server/app.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { initDataDir } from './init.js';
 import {
@@ -146,7 +146,13 @@ program
     const explainOptions = { account: opts.account, scopes: opts.scope, labels: opts.labels } as Parameters<typeof explain>[1];
     if (opts.service) explainOptions.service = opts.service;
     if (opts.ip) explainOptions.ip = opts.ip;
-    console.log(await explain(loaded, explainOptions));
+    // Store users and stored rules take part too, exactly as in a token request.
+    const store = await prepareStore(loaded);
+    try {
+      console.log(await explain(loaded, explainOptions, store));
+    } finally {
+      await store?.close();
+    }
   });
 
 program

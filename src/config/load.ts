@@ -5,6 +5,10 @@ import type { z } from 'zod';
 import { compileAcl, AclCompileError, type CompiledAcl } from '../authz/acl/index.js';
 import { KeyError, signingKeyFromPem, type SigningKey } from '../token/keys.js';
 import type { HeaderMode } from '../token/signer.js';
+import { prepareSso, type PreparedSso } from '../sso/prepare.js';
+import { prepareExternal, type PreparedExternal } from '../external/prepare.js';
+import { prepareLdapAuth, type PreparedLdap } from '../authn/ldap.js';
+import { unsupportedSectionMessage } from './docker-auth-sections.js';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -20,6 +24,12 @@ export interface LoadedConfig {
   readonly acl: CompiledAcl;
   /** TLS material for the listener, when server.certificate is set. */
   readonly tls?: { cert: string; key: string };
+  /** The `sso` section with its secret files read, when it is configured. */
+  readonly sso?: PreparedSso;
+  /** The ext_auth/ext_authz programs found and the webhook secrets read at start. */
+  readonly external?: PreparedExternal;
+  /** ldap_auth's CA certificate and service-account password, read at start. */
+  readonly ldap?: PreparedLdap;
 }
 
 export interface ParseOptions {
@@ -32,12 +42,20 @@ export interface ParseOptions {
 }
 
 function zodIssues(error: z.ZodError): ConfigIssue[] {
-  return error.issues.map((issue) => {
-    let message = issue.message;
+  return error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
-      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+      // A docker_auth section we do not implement gets its own line saying what to use instead.
+      const sections = issue.keys.flatMap((key) => {
+        const path = formatPath([...issue.path, key]);
+        const message = unsupportedSectionMessage(path);
+        return message ? [{ path, message }] : [];
+      });
+      const unknown = issue.keys.filter((key) => !unsupportedSectionMessage(formatPath([...issue.path, key])));
+      if (unknown.length === 0) return sections;
+      const message = `unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}`;
+      return [...sections, { path: formatPath(issue.path), message }];
     }
-    return { path: formatPath(issue.path), message };
+    return [{ path: formatPath(issue.path), message: issue.message }];
   });
 }
 
@@ -113,9 +131,15 @@ export async function parseConfig(raw: unknown, options: ParseOptions): Promise<
     });
   }
 
+  const external = await prepareExternal(config, options.baseDir, issues);
+
+  const sso = await prepareSso(config, options.baseDir, options.env ?? process.env, issues);
+
+  const ldap = config.ldap_auth ? await prepareLdapAuth(config.ldap_auth, options.baseDir, issues) : undefined;
+
   if (issues.length > 0 || !acl || !signingKey) throw new ConfigError(source, issues);
   const jwtHeader: HeaderMode = config.token.jwt_header ?? (config.token.disable_legacy_key_id ? 'thumbprint' : 'x5c');
-  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, jwtHeader, acl, ...(tls ? { tls } : {}) });
+  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, jwtHeader, acl, external, ...(tls ? { tls } : {}), ...(sso ? { sso } : {}), ...(ldap ? { ldap } : {}) });
 }
 
 /** Reads, parses and validates a YAML config file. Relative paths in it resolve against its folder. */

@@ -1,4 +1,11 @@
 import { z } from 'zod';
+import { ssoSchema } from '../sso/config.js';
+import { trustedIssuersSchema } from '../authn/workload.js';
+import { extAuthSchema } from '../authn/ext.js';
+import { webhookAuthSchema } from '../authn/webhook.js';
+import { extAuthzSchema } from '../authz/ext.js';
+import { webhookAuthzSchema } from '../authz/webhook.js';
+import { ldapAuthSchema } from '../authn/ldap.js';
 
 /**
  * The configuration file, in docker_auth's format for the sections it shares with us (server,
@@ -23,10 +30,11 @@ export const serverSchema = z.strictObject({
     .string()
     .regex(/^(\/[A-Za-z0-9._~\-/]*)?$/, 'must start with "/" and hold only URL path characters')
     .transform((p) => p.replace(/\/+$/, ''))
-    .default(''),
+    .default('')
+    .describe('a prefix for every route: <prefix>/auth, <prefix>/auth/token, <prefix>/healthz'),
   real_ip_header: nonEmpty.optional().describe('header holding the client address when behind a proxy'),
   real_ip_pos: z.int().default(0).describe('which entry of real_ip_header: 0 the first, -1 the last'),
-  hsts: z.boolean().default(false),
+  hsts: z.boolean().default(false).describe('send Strict-Transport-Security on every response'),
   public_url: z
     .url({ protocol: /^https?$/, message: 'must be an absolute http(s) URL' })
     .optional()
@@ -34,16 +42,17 @@ export const serverSchema = z.strictObject({
 });
 
 export const tokenSchema = z.strictObject({
-  issuer: nonEmpty,
+  issuer: nonEmpty.describe("the iss claim; must equal the registry's auth.token.issuer"),
   expiration: z
     .int('must be a whole number of seconds')
     .min(60, 'must be at least 60 seconds: clients treat shorter tokens as 60 s anyway')
     .max(86_400, 'must be at most 86400 seconds: tokens cannot be revoked before they expire')
-    .default(300),
-  certificate: nonEmpty.optional(),
-  key: nonEmpty.optional(),
+    .default(300)
+    .describe('token lifetime in seconds: exp and expires_in'),
+  certificate: nonEmpty.optional().describe("signing certificate (PEM), the registry's rootcertbundle; default server.certificate"),
+  key: nonEmpty.optional().describe('signing private key (PEM): RSA 2048+ or EC P-256/384/521; default server.key'),
   disable_legacy_key_id: z.boolean().optional().describe('docker_auth compatibility: same as jwt_header: thumbprint'),
-  jwt_header: z.enum(['x5c', 'libtrust', 'thumbprint']).optional(),
+  jwt_header: z.enum(['x5c', 'libtrust', 'thumbprint']).optional().describe('how the registry finds the signing key; default x5c'),
   services: z.array(nonEmpty).optional().describe('the registry services (aud) tokens are issued for; others get 400'),
   allow_post: z.boolean().default(true).describe('answer POST (OAuth2) token requests; false answers them 404'),
 });
@@ -67,11 +76,11 @@ export const durationSchema = z.union([
 
 export const storeSchema = z
   .strictObject({
-    driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    driver: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite for one machine, postgres for replicas'),
     path: nonEmpty.optional().describe('SQLite file, relative to the config file (default store.db)'),
     url: nonEmpty.optional().describe('PostgreSQL connection string'),
     url_file: nonEmpty.optional().describe('a file holding the PostgreSQL connection string'),
-    pool_size: z.int().min(1).max(100).default(10),
+    pool_size: z.int().min(1).max(100).default(10).describe('connections per process (PostgreSQL)'),
   })
   .superRefine((store, ctx) => {
     if (store.driver === 'postgres' && !store.url && !store.url_file) {
@@ -87,7 +96,7 @@ export const storeSchema = z
   });
 
 export const refreshTokensSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  enabled: z.boolean().default(true).describe('issue and accept refresh tokens'),
   idle_timeout: durationSchema.default(30 * 86_400).describe('a refresh token unused this long stops working'),
   max_age: durationSchema.default(365 * 86_400).describe('a refresh token stops working this long after its creation'),
 });
@@ -100,40 +109,48 @@ export const userSchema = z.strictObject({
   password: z
     .string()
     .regex(BCRYPT_HASH, 'must be a bcrypt hash ($2a$/$2b$/$2y$); make one with `sts-docker-auth hash-password`')
-    .optional(),
-  labels: labelsSchema.optional(),
+    .optional()
+    .describe('a bcrypt hash; required for every user but ""'),
+  labels: labelsSchema.optional().describe('label name to values, for ACL labels conditions and ${labels:name}'),
 });
 
 export const aclMatchSchema = z.strictObject({
-  account: z.string().optional(),
-  type: z.string().optional(),
-  name: z.string().optional(),
-  service: z.string().optional(),
-  ip: z.string().optional(),
-  labels: z.record(nonEmpty, z.string()).optional(),
+  account: z.string().optional().describe('pattern (glob or /regex/) for the account; "" is anonymous'),
+  type: z.string().optional().describe('pattern for the resource type: repository, registry'),
+  name: z.string().optional().describe('pattern for the resource name: team/app, catalog'),
+  service: z.string().optional().describe('pattern for the requested service'),
+  ip: z.string().optional().describe('the client address, or a CIDR'),
+  labels: z.record(nonEmpty, z.string()).optional().describe("label name to pattern; one of the account's values must match each"),
 });
 
 export const aclRuleSchema = z.strictObject({
-  match: aclMatchSchema,
-  actions: z.array(z.string()),
-  comment: z.string().optional(),
+  match: aclMatchSchema.describe('the conditions, all of which must hold; {} matches every request'),
+  actions: z.array(z.string()).describe('["*"] grants what is asked, another list its intersection with it, [] denies'),
+  comment: z.string().optional().describe('free text, shown in the audit reason and by explain'),
 });
 
 export const configSchema = z
   .strictObject({
-    server: serverSchema.prefault({}),
-    token: tokenSchema,
-    users: z.record(z.string(), userSchema).optional(),
-    acl: z.array(aclRuleSchema).optional(),
-    store: storeSchema.optional(),
+    server: serverSchema.prefault({}).describe('how the server listens'),
+    token: tokenSchema.describe('what tokens contain and how they are signed'),
+    users: z.record(z.string(), userSchema).optional().describe('static accounts, by name; "" is the anonymous caller'),
+    acl: z.array(aclRuleSchema).optional().describe('the authorization rules, tried in order: the first match decides'),
+    store: storeSchema.optional().describe('where store users, groups, rules, access and refresh tokens live'),
     authn_order: z
-      .array(z.enum(['users', 'store']))
+      .array(z.enum(['users', 'store', 'ext', 'webhook', 'ldap']))
       .min(1)
       .refine((order) => new Set(order).size === order.length, 'lists a source twice')
-      .default(['users', 'store'])
-      .describe('the order in which config users and store users are tried'),
-    refresh_tokens: refreshTokensSchema.prefault({}),
-    access_tokens: accessTokensSchema.prefault({}),
+      .default(['users', 'store', 'ext', 'webhook', 'ldap'])
+      .describe('the order in which the password backends are tried; those not configured are skipped'),
+    refresh_tokens: refreshTokensSchema.prefault({}).describe('the refresh tokens docker login keeps (needs a store)'),
+    access_tokens: accessTokensSchema.prefault({}).describe('access tokens (stsat_…) for CI and robots (needs a store)'),
+    sso: ssoSchema.optional().describe('single sign-on in the browser: the login page and its providers'),
+    ext_auth: extAuthSchema.optional(),
+    ext_authz: extAuthzSchema.optional(),
+    webhook_auth: webhookAuthSchema.optional(),
+    webhook_authz: webhookAuthzSchema.optional(),
+    ldap_auth: ldapAuthSchema.optional().describe('users of an LDAP directory or Active Directory (docker_auth keys)'),
+    trusted_issuers: trustedIssuersSchema.optional().describe('OIDC issuers whose ID tokens (CI jobs, service accounts) are accepted as passwords'),
   })
   .superRefine((config, ctx) => {
     for (const [name, user] of Object.entries(config.users ?? {})) {
@@ -166,11 +183,16 @@ export const configSchema = z
         message: 'is required (or server.certificate): the signing key and its certificate',
       });
     }
-    if (config.users === undefined && config.store === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['users'], message: 'is required (or store): no authentication method is configured' });
+    for (const [source, section] of [['ext', 'ext_auth'], ['webhook', 'webhook_auth'], ['ldap', 'ldap_auth']] as const) {
+      if (config[section] && !config.authn_order.includes(source)) {
+        ctx.addIssue({ code: 'custom', path: ['authn_order'], message: `does not list ${source}, so ${section} would never be asked; add it` });
+      }
     }
-    if (config.acl === undefined && config.store === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['acl'], message: 'is required (or store): no authorization method is configured' });
+    if (config.users === undefined && config.store === undefined && !config.trusted_issuers?.length && !config.ext_auth && !config.webhook_auth && !config.ldap_auth) {
+      ctx.addIssue({ code: 'custom', path: ['users'], message: 'is required (or store, or trusted_issuers): no authentication method is configured' });
+    }
+    if (config.acl === undefined && config.store === undefined && !config.ext_authz && !config.webhook_authz) {
+      ctx.addIssue({ code: 'custom', path: ['acl'], message: 'is required (or store, ext_authz or webhook_authz): no authorization method is configured' });
     }
     if (config.refresh_tokens.idle_timeout > config.refresh_tokens.max_age) {
       ctx.addIssue({ code: 'custom', path: ['refresh_tokens', 'idle_timeout'], message: 'is longer than max_age' });

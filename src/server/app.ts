@@ -10,11 +10,18 @@ import { TokenIssuer } from '../token/issue.js';
 import { Signer } from '../token/signer.js';
 import { tokenRoutes } from './token-route.js';
 import { adminApiRoutes } from './admin-api.js';
+import { loginPageRoutes } from './login-page.js';
 import { AccessTokenAuthenticator } from '../authn/access-token.js';
 import { directoryOf, type Directory } from '../authn/directory.js';
 import { RefreshTokenAuthenticator } from '../authn/refresh-token.js';
 import { StoreUserAuthenticator } from '../authn/store-users.js';
+import { WorkloadAuthenticator } from '../authn/workload.js';
 import { StoreAclAuthorizer } from '../authz/store-acl.js';
+import { ExtAuthenticator } from '../authn/ext.js';
+import { WebhookAuthenticator } from '../authn/webhook.js';
+import { LdapAuthenticator } from '../authn/ldap.js';
+import { ExtAuthorizer } from '../authz/ext.js';
+import { WebhookAuthorizer } from '../authz/webhook.js';
 import { checkNameClashes, openConfiguredStore } from '../store/from-config.js';
 import type { Store } from '../store/types.js';
 import { StoreRefreshTokenIssuer } from '../token/refresh.js';
@@ -64,6 +71,15 @@ export function buildIssuer(
   for (const source of config.authn_order) {
     if (source === 'users' && config.users) userBackends.push(new StaticAuthenticator(config.users));
     if (source === 'store' && store) userBackends.push(new StoreUserAuthenticator(store));
+    // The loader found the program on PATH at start; parseConfig always does, so the bare name is
+    // only a fallback for a hand-built LoadedConfig.
+    if (source === 'ext' && config.ext_auth) {
+      userBackends.push(new ExtAuthenticator(config.ext_auth, loaded.external?.extAuthCommand ?? config.ext_auth.command, now));
+    }
+    if (source === 'webhook' && config.webhook_auth) {
+      userBackends.push(new WebhookAuthenticator(config.webhook_auth, loaded.external?.webhookAuthSecret, now));
+    }
+    if (source === 'ldap' && config.ldap_auth) userBackends.push(new LdapAuthenticator(config.ldap_auth, loaded.ldap ?? {}, { now }));
   }
   userBackends.push(...(options.authenticators ?? []));
   // Our own secrets come first: they are recognised by prefix, so no password hash runs for them.
@@ -75,10 +91,17 @@ export function buildIssuer(
       authenticators.push(new RefreshTokenAuthenticator(store, directory, { idleTimeout: config.refresh_tokens.idle_timeout }, now));
     }
   }
+  // Trusted issuers' ID tokens are recognised by shape and iss, not by a user name: before the
+  // password backends, so no bcrypt runs for them.
+  if (config.trusted_issuers?.length) authenticators.push(new WorkloadAuthenticator(config.trusted_issuers, now));
   authenticators.push(...userBackends);
 
   const authorizers: Authorizer[] = [new AclAuthorizer(loaded.acl)];
   if (store) authorizers.push(new StoreAclAuthorizer(store));
+  // docker_auth's order: the ACLs, then ext_authz, which never answers "no rule" and so ends the
+  // chain; a webhook after it is asked only when there is no ext_authz.
+  if (config.ext_authz) authorizers.push(new ExtAuthorizer(config.ext_authz, loaded.external?.extAuthzCommand ?? config.ext_authz.command, now));
+  if (config.webhook_authz) authorizers.push(new WebhookAuthorizer(config.webhook_authz, loaded.external?.webhookAuthzSecret, now));
   authorizers.push(...(options.authorizers ?? []));
 
   const refresh = store && config.refresh_tokens.enabled ? new StoreRefreshTokenIssuer(store, config.refresh_tokens.max_age, now) : undefined;
@@ -146,6 +169,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
   });
   app.get(`${config.server.path_prefix}/healthz`, async () => ({ status: 'ok' }));
   if (store) await app.register(adminApiRoutes, { loaded, store, directory });
+  // The config refuses an sso section without a store: the accounts and their tokens live there.
+  if (store && loaded.sso) await app.register(loginPageRoutes, { loaded, store, directory, ...(options.now ? { now: options.now } : {}) });
 
   return {
     app,

@@ -114,11 +114,14 @@ export class TokenIssuer {
   /**
    * A refresh grant gets back the token it presented (never rotated: dockerd keeps only the first,
    * protocol.md §1.4). A new one is made only when asked for, and only after a password: an
-   * access token must not be traded for a refresh token that outlives its limits.
+   * access token must not be traded for a refresh token that outlives its limits. Nor is one
+   * made for an account its backend cannot look up without a password (ext_auth, webhook_auth):
+   * every use re-checks the owner, so it would fail at once; the client keeps the password instead.
    */
   private async refreshTokenFor(request: TokenRequest, identity: Identity): Promise<string | undefined> {
     if (identity.via === 'refresh_token') return request.grantType === 'refresh_token' || request.offline ? identity.refreshToken : undefined;
     if (!request.offline || !this.refresh || identity.via !== 'password' || identity.anonymous) return undefined;
+    if (!this.authenticators.find((a) => a.name === identity.backend)?.lookup) return undefined;
     return this.refresh.issue({ account: identity.account, service: request.service, clientId: request.clientId ?? null });
   }
 }

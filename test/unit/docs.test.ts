@@ -1,14 +1,16 @@
 /**
  * Keeps the user documentation in step with the code: every error code has a row in
  * docs/errors.md with its real HTTP status, every configuration key is documented in
- * docs/configuration.md, and every CLI command is listed in README.md.
+ * docs/configuration.md, docs/config-keys.md is what the schema generates, and every CLI command
+ * is listed in README.md.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { z } from 'zod';
+import { CONFIG_KEYS_PATH, generateConfigReference } from '../../scripts/config-reference.js';
 import { configSchema } from '../../src/config/schema.js';
+import { schemaKeys } from '../../src/config/schema-walk.js';
 import type { ErrorCode } from '../../src/protocol/errors.js';
 import { statusOf } from '../../src/server/errors.js';
 
@@ -23,64 +25,6 @@ function errorCodes(): ErrorCode[] {
   const union = /export type ErrorCode\s*=([^;]+);/.exec(source)?.[1];
   if (union === undefined) throw new Error('cannot find the ErrorCode union in src/protocol/errors.ts');
   return [...union.matchAll(/'([A-Z_]+)'/g)].map((m) => m[1] as ErrorCode);
-}
-
-interface SchemaKey {
-  /** Where the key sits, e.g. `acl[].match.ip`. */
-  path: string;
-  key: string;
-  depth: number;
-}
-
-/**
- * Every object key reachable from a schema, through the wrappers the config schema uses
- * (optional, default, prefault, nullable, pipe, array, record, ...). zod v4 keeps the structure
- * in `_zod.def`; an unknown wrapper fails the walk, so a new kind of schema cannot hide keys.
- */
-function schemaKeys(schema: z.core.$ZodType, path = '', depth = 0, out: SchemaKey[] = []): SchemaKey[] {
-  const def = schema._zod.def;
-  switch (def.type) {
-    case 'object':
-      for (const [key, child] of Object.entries((def as z.core.$ZodObjectDef).shape)) {
-        const childPath = path ? `${path}.${key}` : key;
-        out.push({ path: childPath, key, depth });
-        schemaKeys(child, childPath, depth + 1, out);
-      }
-      break;
-    case 'optional':
-    case 'nonoptional':
-    case 'default':
-    case 'prefault':
-    case 'nullable':
-    case 'readonly':
-    case 'catch':
-      schemaKeys((def as z.core.$ZodOptionalDef).innerType, path, depth, out);
-      break;
-    case 'pipe':
-      schemaKeys((def as z.core.$ZodPipeDef).in, path, depth, out);
-      schemaKeys((def as z.core.$ZodPipeDef).out, path, depth, out);
-      break;
-    case 'array':
-      schemaKeys((def as z.core.$ZodArrayDef).element, `${path}[]`, depth, out);
-      break;
-    case 'record':
-      schemaKeys((def as z.core.$ZodRecordDef).valueType, `${path}.*`, depth, out);
-      break;
-    case 'union':
-      for (const option of (def as z.core.$ZodUnionDef).options) schemaKeys(option, path, depth, out);
-      break;
-    case 'string':
-    case 'number':
-    case 'int':
-    case 'boolean':
-    case 'enum':
-    case 'literal':
-    case 'transform':
-      break;
-    default:
-      throw new Error(`schemaKeys: schema type "${def.type}" at ${path || '(top level)'} is not handled; extend the walk`);
-  }
-  return out;
 }
 
 /** `.command('name'` calls in the CLI entry point. */
@@ -126,6 +70,21 @@ describe('docs/configuration.md', () => {
       const row = new RegExp(`^\\| \`${escapeRegExp(key)}\` \\|`, 'm');
       expect(doc, `docs/configuration.md needs a table row starting with "| \`${key}\` |"`).toMatch(row);
     }
+  });
+});
+
+describe('docs/config-keys.md', () => {
+  it('is what scripts/config-reference.ts generates from the schema now (npm run config-reference)', () => {
+    const committed = readFileSync(CONFIG_KEYS_PATH, 'utf8');
+    expect(committed, 'docs/config-keys.md is out of date: run `npm run config-reference`').toBe(generateConfigReference());
+  });
+
+  it('lists every key path with its type and default', () => {
+    const doc = read('docs/config-keys.md');
+    expect(doc).toMatch(/^\| `token\.expiration` \| integer \(60–86400\) \| `300` \| .+ \|$/m);
+    expect(doc).toMatch(/^\| `token\.issuer` \| string \| required \| .+ \|$/m);
+    expect(doc).toMatch(/^\| `acl\[\]\.match\.ip` \| string \| — \| .+ \|$/m);
+    for (const { path } of schemaKeys(configSchema)) expect(doc).toContain(`| \`${path}\` |`);
   });
 });
 

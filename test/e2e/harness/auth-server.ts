@@ -8,7 +8,7 @@ import type { AuditEvent, AuditSink, KeyKind, LoadedConfig } from '../../../src/
 import type { Store } from '../../../src/store/index.js';
 
 export interface AclRule {
-  match: { account?: string; type?: string; name?: string; service?: string; ip?: string };
+  match: { account?: string; type?: string; name?: string; service?: string; ip?: string; labels?: Record<string, string> };
   actions: string[];
   comment?: string;
 }
@@ -31,6 +31,13 @@ export interface AuthServerOptions {
   storeUsers?: Record<string, string>;
   /** `token.allow_post`; false answers POST with 404 (the server's default is true). */
   allowPost?: boolean;
+  /**
+   * Further top-level config sections (e.g. `trusted_issuers`), added to the generated file as
+   * they are; a key the harness writes itself (server, token, users, acl, store) is refused.
+   */
+  configExtra?: Record<string, unknown>;
+  /** The port to listen on (127.0.0.1); default a free one. For URLs the config must name in advance. */
+  port?: number;
 }
 
 /** One HTTP request the token server received, as the client sent it (secrets masked). */
@@ -101,7 +108,11 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
     for (const [name, password] of Object.entries(options.users)) {
       users[name] = password === null ? {} : { password: await hashPassword(password, 4) };
     }
+    const own = ['server', 'token', 'users', 'acl', 'store'];
+    const clash = Object.keys(options.configExtra ?? {}).filter((key) => own.includes(key));
+    if (clash.length > 0) throw new Error(`configExtra may not set ${clash.join(', ')}: use the harness options`);
     const yamlText = stringify({
+      ...options.configExtra,
       server: { addr: '127.0.0.1:0' },
       token: {
         issuer,
@@ -158,7 +169,7 @@ export async function startAuthServer(options: AuthServerOptions): Promise<Runni
         const entry = recorded.get(request);
         if (entry) entry.status = reply.statusCode;
       });
-      url = await server.listen({ host: '127.0.0.1', port: 0 });
+      url = await server.listen({ host: '127.0.0.1', port: options.port ?? 0 });
     } catch (err) {
       await server.close();
       throw err;
