@@ -156,7 +156,7 @@ describe('postgres store: replicas and failures', () => {
     await store.close();
   });
 
-  it('survives the server dropping its connections (57P01): at worst one StoreUnavailableError, then it reconnects', async () => {
+  it('survives the server dropping its connections (57P01): a few StoreUnavailableErrors at most, then it reconnects', async () => {
     const appName = `sts_store_test_${randomBytes(4).toString('hex')}`;
     const url = new URL(URL_OF_TEST_DB);
     url.searchParams.set('application_name', appName);
@@ -170,11 +170,20 @@ describe('postgres store: replicas and failures', () => {
       return result.rowCount;
     });
     expect(killed).toBeGreaterThan(0);
-    const first = await store.ping().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (first !== undefined) expect(first).toBeInstanceOf(StoreUnavailableError);
+    // Each pooled connection that was idle when it was killed may fail one query (503 to a
+    // client, who retries) before the pool notices and replaces it: at most one per connection.
+    const failures: unknown[] = [];
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const error = await store.ping().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (error === undefined) break;
+      failures.push(error);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const failure of failures) expect(failure).toBeInstanceOf(StoreUnavailableError);
+    expect(failures.length).toBeLessThanOrEqual(killed ?? 0);
     await expect(store.ping()).resolves.toBeUndefined();
     expect(await store.schemaVersion()).toBe(2);
     await store.close();
