@@ -15,6 +15,7 @@ declare module 'autocannon' {
       timeout?: number;
       method?: string;
       headers?: Record<string, string>;
+      body?: string;
       title?: string;
     }
 

@@ -45,8 +45,10 @@ declare -A package_of=(
   # engine needed), systemd-analyze verifies deploy/systemd/sts-docker-auth.service
   [docker-compose]=docker-compose
   [systemd-analyze]=systemd
+  # test/integration/lockout-redis.test.ts starts its own redis-server on a free loopback port
+  [redis-server]=redis-server
 )
-binaries=(docker-registry skopeo podman conmon containerd ctr docker slapd ldapadd chromium openssl jq docker-compose systemd-analyze)
+binaries=(docker-registry skopeo podman conmon containerd ctr docker slapd ldapadd chromium openssl jq docker-compose systemd-analyze redis-server)
 
 # Fills `missing` (what is absent) and `packages` (what to install for it, each once).
 check() {

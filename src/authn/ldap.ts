@@ -303,6 +303,18 @@ export class LdapAuthenticator implements Authenticator {
    */
   readonly lookup?: (account: string) => Promise<AuthnResult>;
 
+  /**
+   * For /readyz: a pooled (service-account) connection reads the root DSE. Any answer, even a
+   * refusal, shows the directory is up; no answer in time or no connection throws.
+   */
+  async ready(): Promise<void> {
+    try {
+      await this.pool.use((connection) => connection.search('', 'base', '(objectClass=*)', ['1.1'], 1));
+    } catch (err) {
+      if (!(err instanceof ResultCodeError)) throw err;
+    }
+  }
+
   private async lookupAccount(account: string): Promise<AuthnResult> {
     if (account === '' || account.length > MAX_USERNAME) return NO_MATCH;
     const found = await this.findUser(account);

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
-import { costOf, DEFAULT_COST, dummyHash, verifyPassword } from '../security/password.js';
+import { costOf, DEFAULT_COST, dummyHash } from '../security/password.js';
+import { PasswordChecker, type PasswordCheckOptions } from './password-cache.js';
 import { NO_MATCH, type Authenticator, type AuthnResult, type Credentials, type Labels } from './types.js';
 
 interface StaticUser {
@@ -15,8 +16,14 @@ export class StaticAuthenticator implements Authenticator {
   readonly name = 'static';
   private readonly users = new Map<string, StaticUser>();
   private readonly dummyCost: number;
+  private readonly passwords: PasswordChecker;
 
-  constructor(users: NonNullable<Config['users']>) {
+  /**
+   * `options.cache` remembers verified passwords: the config cannot change while the process runs,
+   * so a remembered match stays right until it expires.
+   */
+  constructor(users: NonNullable<Config['users']>, options: PasswordCheckOptions = {}) {
+    this.passwords = new PasswordChecker(this.name, options);
     let maxCost = 0;
     for (const [name, user] of Object.entries(users)) {
       const entry: StaticUser = { labels: user.labels ?? {} };
@@ -38,10 +45,10 @@ export class StaticAuthenticator implements Authenticator {
     const user = credentials.username === '' ? undefined : this.users.get(credentials.username);
     if (!user?.hash) {
       // Spend the same time as a real check, whatever the answer.
-      await verifyPassword(credentials.password, await dummyHash(this.dummyCost));
+      await this.passwords.spend(credentials.password, await dummyHash(this.dummyCost));
       return NO_MATCH;
     }
-    if (!(await verifyPassword(credentials.password, user.hash))) return { outcome: 'denied', reason: 'wrong password' };
+    if (!(await this.passwords.verify(credentials.username, credentials.password, user.hash))) return { outcome: 'denied', reason: 'wrong password' };
     return {
       outcome: 'identity',
       identity: { account: credentials.username, labels: user.labels, backend: this.name, anonymous: false, via: 'password' },

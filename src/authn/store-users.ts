@@ -1,5 +1,6 @@
 import type { Store, StoredUser } from '../store/types.js';
-import { DEFAULT_COST, dummyHash, verifyPassword } from '../security/password.js';
+import { DEFAULT_COST, dummyHash } from '../security/password.js';
+import { PasswordChecker, type PasswordCheckOptions } from './password-cache.js';
 import { NO_MATCH, type Authenticator, type AuthnResult, type Credentials, type Identity, type Labels } from './types.js';
 
 /**
@@ -26,7 +27,20 @@ export async function storeUserLabels(store: Store, user: StoredUser): Promise<L
 /** Users kept in the store: bcrypt hashes, a disabled flag, labels and groups. */
 export class StoreUserAuthenticator implements Authenticator {
   readonly name = 'store';
-  constructor(private readonly store: Store) {}
+  private readonly passwords: PasswordChecker;
+
+  /**
+   * `options.cache` remembers verified passwords. The user's row is still read on every request
+   * (one indexed read), and a remembered match counts only against the hash it was checked with,
+   * while disabled and the groups come from that row: a password change, a disablement or a
+   * removal on any replica takes effect on the next request, with no message between replicas.
+   */
+  constructor(
+    private readonly store: Store,
+    options: PasswordCheckOptions = {},
+  ) {
+    this.passwords = new PasswordChecker(this.name, options);
+  }
 
   private async identity(user: StoredUser): Promise<Identity> {
     return { account: user.name, labels: await storeUserLabels(this.store, user), backend: this.name, anonymous: false };
@@ -37,11 +51,11 @@ export class StoreUserAuthenticator implements Authenticator {
     const user = await this.store.users.get(credentials.username);
     if (!user?.passwordHash) {
       // Unknown users and robots (no password) cost a bcrypt check like everyone else.
-      await verifyPassword(credentials.password, await dummyHash(DEFAULT_COST));
+      await this.passwords.spend(credentials.password, await dummyHash(DEFAULT_COST));
       if (!user) return NO_MATCH;
       return { outcome: 'denied', reason: 'robot accounts sign in with access tokens only' };
     }
-    const ok = await verifyPassword(credentials.password, user.passwordHash);
+    const ok = await this.passwords.verify(user.name, credentials.password, user.passwordHash);
     if (!ok) return { outcome: 'denied', reason: 'wrong password' };
     if (user.disabled) return { outcome: 'denied', reason: 'account disabled' };
     return { outcome: 'identity', identity: { ...(await this.identity(user)), via: 'password' } };

@@ -54,6 +54,11 @@ export interface Authenticator {
    * earlier (access and refresh tokens) are checked against a deleted or disabled owner.
    */
   lookup?(account: string): Promise<AuthnResult>;
+  /**
+   * For `/readyz`: resolves when the backend's upstream answers (an LDAP directory), throws when
+   * it does not. Bounded by the backend's own timeout; backends without an upstream leave it out.
+   */
+  ready?(): Promise<void>;
 }
 
 export const NO_MATCH: AuthnResult = Object.freeze({ outcome: 'no-match' });

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { dataDir, ensureDataDir } from '../config/init.js';
@@ -6,6 +7,7 @@ import { loadConfig } from '../config/load.js';
 import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServer, prepareStore } from '../server/app.js';
+import { runPrimary, workerCount, WORKER_CONFIG_ENV, WORKER_HEADER_ENV, type ListeningMessage } from '../server/cluster.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { initDataDir } from './init.js';
 import {
@@ -28,8 +30,18 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-async function serve(configOption: string | undefined): Promise<void> {
-  let configPath = configOption;
+/** `--workers`: a whole number of at least 1, or auto. */
+function workersOption(value: string): number | 'auto' {
+  if (value === 'auto') return value;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('the number of workers is a whole number from 1 to 256, or auto');
+  return n;
+}
+
+async function serve(configOption: string | undefined, workersSetting: number | 'auto' | undefined): Promise<void> {
+  // A cluster worker loads the file its primary loaded; the primary made the data folder.
+  const workerConfig = cluster.isWorker ? process.env[WORKER_CONFIG_ENV] : undefined;
+  let configPath = workerConfig ?? configOption;
   let adminPassword: string | undefined;
   if (!configPath) {
     const init = await ensureDataDir(dataDir());
@@ -38,9 +50,8 @@ async function serve(configOption: string | undefined): Promise<void> {
   }
   const loaded = await loadConfig(configPath);
   const logger = createLogger({ level: process.env.STS_LOG_LEVEL ?? 'info' });
-  const server = await createServer(loaded, { logger });
-  const url = await server.listen();
-  if (adminPassword) {
+  const showAdminPassword = (url: string) => {
+    if (!adminPassword) return;
     // Shown once, on the terminal; the config keeps only its bcrypt hash.
     const realm = loaded.config.server.public_url ? undefined : `${url}${loaded.config.server.path_prefix}/auth`;
     process.stderr.write(
@@ -55,9 +66,28 @@ async function serve(configOption: string | undefined): Promise<void> {
         '',
       ].join('\n'),
     );
+  };
+  const workers = workerCount(workersSetting ?? loaded.config.server.workers);
+  if (cluster.isPrimary && workers > 1) {
+    // Migrate once, here, rather than in every worker at the same time; an unreachable store
+    // fails the start now, as it does in one process.
+    await (await prepareStore(loaded))?.close();
+    runPrimary({ workers, configPath, logger, onFirstListening: showAdminPassword });
+    return;
   }
+
+  const server = await createServer(loaded, { logger });
+  if (cluster.isWorker && process.env[WORKER_HEADER_ENV] === '1') {
+    // Before Fastify's own listener, so the header is set whatever Fastify answers.
+    server.app.server.prependListener('request', (_req, res) => res.setHeader('x-sts-worker-pid', String(process.pid)));
+  }
+  const url = await server.listen();
+  showAdminPassword(url);
   // Whatever the log level, say where we listen: with STS_ADDR=…:0 nothing else tells.
-  logger.child({}, { level: 'info' }).info({ url, config: configPath, alg: loaded.signingKey.alg, kid: loaded.signingKey.libtrustKid }, 'listening');
+  logger
+    .child({}, { level: 'info' })
+    .info({ url, config: configPath, alg: loaded.signingKey.alg, kid: loaded.signingKey.libtrustKid, pid: process.pid }, 'listening');
+  if (cluster.isWorker) process.send?.({ type: 'sts:listening', url } satisfies ListeningMessage);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -73,6 +103,10 @@ async function serve(configOption: string | undefined): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // logrotate moved the audit file (audit.file): go on in a new one; every line lands in one of them.
+  process.on('SIGUSR2', () => server.reopenAuditFile());
+  // A worker whose primary is gone has nobody to restart or stop it: it finishes and exits.
+  if (cluster.isWorker) process.on('disconnect', () => stop('primary gone'));
 }
 
 const program = new Command()
@@ -86,7 +120,8 @@ program
   .command('serve', { isDefault: true })
   .description('run the token server')
   .addOption(configOption())
-  .action(async (opts: { config?: string }) => serve(opts.config));
+  .option('--workers <n>', 'processes serving requests (a number or auto); default server.workers', workersOption)
+  .action(async (opts: { config?: string; workers?: number | 'auto' }) => serve(opts.config, opts.workers));
 
 program
   .command('init')

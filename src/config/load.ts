@@ -9,7 +9,9 @@ import { prepareSso, type PreparedSso } from '../sso/prepare.js';
 import { prepareExternal, type PreparedExternal } from '../external/prepare.js';
 import { prepareLdapAuth, type PreparedLdap } from '../authn/ldap.js';
 import { unsupportedSectionMessage } from './docker-auth-sections.js';
+import { prepareMetrics, type PreparedMetrics } from '../server/metrics-route.js';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
+import { prepareLockoutRedis } from '../security/lockout.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A validated configuration with everything that can fail at start already done. */
@@ -30,6 +32,10 @@ export interface LoadedConfig {
   readonly external?: PreparedExternal;
   /** ldap_auth's CA certificate and service-account password, read at start. */
   readonly ldap?: PreparedLdap;
+  /** The metrics section's bearer token (its digest), read at start. */
+  readonly metrics?: PreparedMetrics;
+  /** lockout.redis.url, or the URL its url_file holds, read at start. */
+  readonly lockoutRedisUrl?: string;
 }
 
 export interface ParseOptions {
@@ -137,9 +143,13 @@ export async function parseConfig(raw: unknown, options: ParseOptions): Promise<
 
   const ldap = config.ldap_auth ? await prepareLdapAuth(config.ldap_auth, options.baseDir, issues) : undefined;
 
+  const metrics = await prepareMetrics(config.metrics, options.baseDir, issues);
+
+  const lockoutRedisUrl = await prepareLockoutRedis(config.lockout, options.baseDir, issues);
+
   if (issues.length > 0 || !acl || !signingKey) throw new ConfigError(source, issues);
   const jwtHeader: HeaderMode = config.token.jwt_header ?? (config.token.disable_legacy_key_id ? 'thumbprint' : 'x5c');
-  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, jwtHeader, acl, external, ...(tls ? { tls } : {}), ...(sso ? { sso } : {}), ...(ldap ? { ldap } : {}) });
+  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, jwtHeader, acl, external, ...(tls ? { tls } : {}), ...(sso ? { sso } : {}), ...(ldap ? { ldap } : {}), metrics, ...(lockoutRedisUrl ? { lockoutRedisUrl } : {}) });
 }
 
 /** Reads, parses and validates a YAML config file. Relative paths in it resolve against its folder. */

@@ -6,6 +6,11 @@ import { webhookAuthSchema } from '../authn/webhook.js';
 import { extAuthzSchema } from '../authz/ext.js';
 import { webhookAuthzSchema } from '../authz/webhook.js';
 import { ldapAuthSchema } from '../authn/ldap.js';
+import { metricsSchema } from '../server/metrics-route.js';
+import { auditSchema } from '../observability/audit-destination.js';
+import { lockoutSchema } from '../security/lockout.js';
+import { IpPatternError, parseIpRule } from '../authz/acl/ip.js';
+import { credentialCacheSchema } from '../authn/password-cache.js';
 
 /**
  * The configuration file, in docker_auth's format for the sections it shares with us (server,
@@ -34,7 +39,24 @@ export const serverSchema = z.strictObject({
     .describe('a prefix for every route: <prefix>/auth, <prefix>/auth/token, <prefix>/healthz'),
   real_ip_header: nonEmpty.optional().describe('header holding the client address when behind a proxy'),
   real_ip_pos: z.int().default(0).describe('which entry of real_ip_header: 0 the first, -1 the last'),
+  trusted_proxies: z
+    .array(
+      z.string().superRefine((value, ctx) => {
+        try {
+          parseIpRule(value);
+        } catch (err) {
+          if (!(err instanceof IpPatternError)) throw err;
+          ctx.addIssue({ code: 'custom', message: err.message });
+        }
+      }),
+    )
+    .optional()
+    .describe('addresses or CIDRs of the proxies whose real_ip_header is believed; from any other peer the socket address is used'),
   hsts: z.boolean().default(false).describe('send Strict-Transport-Security on every response'),
+  workers: z
+    .union([z.int('must be a whole number or auto').min(1, 'must be at least 1').max(256, 'must be at most 256'), z.literal('auto')])
+    .default(1)
+    .describe('processes serving requests (node:cluster): 1 runs in one process, auto one per CPU'),
   public_url: z
     .url({ protocol: /^https?$/, message: 'must be an absolute http(s) URL' })
     .optional()
@@ -142,6 +164,8 @@ export const configSchema = z
       .refine((order) => new Set(order).size === order.length, 'lists a source twice')
       .default(['users', 'store', 'ext', 'webhook', 'ldap'])
       .describe('the order in which the password backends are tried; those not configured are skipped'),
+    credential_cache: credentialCacheSchema.prefault({}).describe('how long verified passwords of static and store users are remembered'),
+    lockout: lockoutSchema.prefault({}).describe('lock out repeated bad passwords per account and address (429 with Retry-After)'),
     refresh_tokens: refreshTokensSchema.prefault({}).describe('the refresh tokens docker login keeps (needs a store)'),
     access_tokens: accessTokensSchema.prefault({}).describe('access tokens (stsat_…) for CI and robots (needs a store)'),
     sso: ssoSchema.optional().describe('single sign-on in the browser: the login page and its providers'),
@@ -150,6 +174,8 @@ export const configSchema = z
     webhook_auth: webhookAuthSchema.optional(),
     webhook_authz: webhookAuthzSchema.optional(),
     ldap_auth: ldapAuthSchema.optional().describe('users of an LDAP directory or Active Directory (docker_auth keys)'),
+    metrics: metricsSchema.prefault({}).describe('Prometheus metrics at <path_prefix>/metrics and who may read them'),
+    audit: auditSchema.prefault({}).describe('where the audit trail goes: stdout, a file, or both'),
     trusted_issuers: trustedIssuersSchema.optional().describe('OIDC issuers whose ID tokens (CI jobs, service accounts) are accepted as passwords'),
   })
   .superRefine((config, ctx) => {

@@ -16,7 +16,7 @@ export interface AuditEvent {
   service: string | undefined;
   requested: string[];
   granted: string[];
-  result: 'issued' | 'unauthorized' | 'bad_request' | 'error';
+  result: 'issued' | 'unauthorized' | 'locked_out' | 'bad_request' | 'error';
   reason: string;
   duration_ms: number;
 }

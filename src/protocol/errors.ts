@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNAUTHORIZED'
+  | 'TOO_MANY_REQUESTS'
   | 'NOT_FOUND'
   | 'UNAVAILABLE'
   | 'INTERNAL';
@@ -24,6 +25,18 @@ export class TokenError extends Error {
   ) {
     super(message);
     this.name = 'TokenError';
+  }
+}
+
+/** 429: the lockout refuses this login for now; `retryAfter` (seconds) becomes the `Retry-After` header. */
+export class TooManyRequestsError extends TokenError {
+  constructor(
+    message: string,
+    reason: string,
+    readonly retryAfter: number,
+  ) {
+    super('TOO_MANY_REQUESTS', message, reason);
+    this.name = 'TooManyRequestsError';
   }
 }
 

@@ -38,6 +38,27 @@ interface Flight<R> {
 
 export const DEFAULT_MAX_ENTRIES = 10_000;
 
+/**
+ * Told of every lookup in every cache (metrics count hits and misses). `backend` is what the
+ * caller passed to `verify`: a backend name, possibly followed by `\0` and more. An observer must
+ * not throw, and learns nothing about the user or the secret.
+ */
+export interface CredentialCacheObserver {
+  lookup(backend: string, hit: boolean): void;
+}
+
+const observers = new Set<CredentialCacheObserver>();
+
+/** Adds an observer of every credential cache; returns the function that removes it. */
+export function observeCredentialCaches(observer: CredentialCacheObserver): () => void {
+  observers.add(observer);
+  return () => observers.delete(observer);
+}
+
+function tell(backend: string, hit: boolean): void {
+  for (const observer of observers) observer.lookup(backend, hit);
+}
+
 export class CredentialCache<R> {
   private readonly key = randomBytes(32);
   /** Insertion order is recency order: a hit moves its entry to the end. */
@@ -82,10 +103,12 @@ export class CredentialCache<R> {
       if (hit.expiresAt > this.now()) {
         this.entries.delete(id);
         this.entries.set(id, hit);
+        if (observers.size > 0) tell(backend, true);
         return hit.result;
       }
       this.entries.delete(id);
     }
+    if (observers.size > 0) tell(backend, false);
     const flying = this.inFlight.get(id);
     if (flying) return flying.promise;
 

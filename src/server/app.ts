@@ -4,13 +4,12 @@ import { StaticAuthenticator } from '../authn/static.js';
 import type { Authenticator } from '../authn/types.js';
 import type { Authorizer } from '../authz/types.js';
 import type { LoadedConfig } from '../config/load.js';
-import { LogAuditSink, type AuditSink } from '../observability/audit.js';
+import type { AuditSink } from '../observability/audit.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { TokenIssuer } from '../token/issue.js';
 import { Signer } from '../token/signer.js';
 import { tokenRoutes } from './token-route.js';
 import { adminApiRoutes } from './admin-api.js';
-import { loginPageRoutes } from './login-page.js';
 import { AccessTokenAuthenticator } from '../authn/access-token.js';
 import { directoryOf, type Directory } from '../authn/directory.js';
 import { RefreshTokenAuthenticator } from '../authn/refresh-token.js';
@@ -26,6 +25,14 @@ import { checkNameClashes, openConfiguredStore } from '../store/from-config.js';
 import type { Store } from '../store/types.js';
 import { StoreRefreshTokenIssuer } from '../token/refresh.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
+import { observeAuthenticators } from '../authn/chain.js';
+import { observeAuthorizers } from '../authz/chain.js';
+import { Metrics, warnIfCertificateExpiresSoon } from '../observability/metrics.js';
+import { openAuditOutput, type AuditOutput } from '../observability/audit-destination.js';
+import { countRequests, meteredAudit, metricsRoutes } from './metrics-route.js';
+import { healthRoutes, Readiness } from './health-route.js';
+import { createLockout, type Lockout } from '../security/lockout.js';
+import { parseIpRule } from '../authz/acl/ip.js';
 
 export interface ServerOptions {
   /**
@@ -52,6 +59,10 @@ export interface StsServer {
   readonly store: Store | undefined;
   readonly issuer: TokenIssuer;
   readonly signer: Signer;
+  /** The Prometheus metrics, unless `metrics.enabled` is false. */
+  readonly metrics: Metrics | undefined;
+  /** Reopens the audit file (SIGUSR2, after logrotate moved it); nothing without audit.file. */
+  reopenAuditFile(): void;
   /** Starts listening (by default on server.addr) and returns the base URL. */
   listen(address?: Partial<ListenAddress>): Promise<string>;
   close(): Promise<void>;
@@ -60,8 +71,8 @@ export interface StsServer {
 /** Wires the backends the config names into one TokenIssuer. */
 export function buildIssuer(
   loaded: LoadedConfig,
-  options: Pick<ServerOptions, 'authenticators' | 'authorizers' | 'store' | 'now'> = {},
-): { issuer: TokenIssuer; signer: Signer; directory: Directory } {
+  options: Pick<ServerOptions, 'authenticators' | 'authorizers' | 'store' | 'now'> & { lockout?: Lockout | undefined; metrics?: Metrics | undefined } = {},
+): { issuer: TokenIssuer; signer: Signer; directory: Directory; authenticators: readonly Authenticator[] } {
   const { config } = loaded;
   const { store } = options;
   const now = options.now ?? Date.now;
@@ -69,8 +80,8 @@ export function buildIssuer(
 
   const userBackends: Authenticator[] = [];
   for (const source of config.authn_order) {
-    if (source === 'users' && config.users) userBackends.push(new StaticAuthenticator(config.users));
-    if (source === 'store' && store) userBackends.push(new StoreUserAuthenticator(store));
+    if (source === 'users' && config.users) userBackends.push(new StaticAuthenticator(config.users, { cache: config.credential_cache, now }));
+    if (source === 'store' && store) userBackends.push(new StoreUserAuthenticator(store, { cache: config.credential_cache, now }));
     // The loader found the program on PATH at start; parseConfig always does, so the bare name is
     // only a fallback for a hand-built LoadedConfig.
     if (source === 'ext' && config.ext_auth) {
@@ -104,16 +115,22 @@ export function buildIssuer(
   if (config.webhook_authz) authorizers.push(new WebhookAuthorizer(config.webhook_authz, loaded.external?.webhookAuthzSecret, now));
   authorizers.push(...(options.authorizers ?? []));
 
+  // Metrics time and count every backend call at the chain level; the backends know nothing of it.
+  const { metrics } = options;
+  const authnChain = metrics ? observeAuthenticators(authenticators, (name) => metrics.authnRecorder(name)) : authenticators;
+  const authzChain = metrics ? observeAuthorizers(authorizers, (name) => metrics.authzRecorder(name)) : authorizers;
+
   const refresh = store && config.refresh_tokens.enabled ? new StoreRefreshTokenIssuer(store, config.refresh_tokens.max_age, now) : undefined;
   const issuer = new TokenIssuer(
     { issuer: config.token.issuer, expiresIn: config.token.expiration, services: config.token.services },
-    authenticators,
-    authorizers,
+    authnChain,
+    authzChain,
     signer,
     refresh,
     now,
+    options.lockout,
   );
-  return { issuer, signer, directory };
+  return { issuer, signer, directory, authenticators: authnChain };
 }
 
 /** Opens, migrates and checks the configured store; the caller closes it. */
@@ -134,11 +151,30 @@ export async function prepareStore(loaded: LoadedConfig): Promise<Store | undefi
 export async function createServer(loaded: LoadedConfig, options: ServerOptions = {}): Promise<StsServer> {
   const { config } = loaded;
   const logger = options.logger ?? createLogger();
-  // The audit trail is not a debug log: it is written whatever level the rest of the log is at.
-  const audit = options.audit ?? new LogAuditSink(logger.child({}, { level: 'info' }));
+  const metrics = config.metrics.enabled ? new Metrics() : undefined;
+  // audit.stdout goes through the logger (its child at info: the audit trail is not a debug log).
+  const auditOutput: AuditOutput | undefined = options.audit ? undefined : openAuditOutput(config.audit, loaded.baseDir, logger);
+  const auditSink = options.audit ?? (auditOutput as AuditOutput).sink;
+  const audit = metrics ? meteredAudit(auditSink, metrics) : auditSink;
   const ownsStore = options.store === undefined;
   const store = options.store ?? (await prepareStore(loaded));
-  const { issuer, signer, directory } = buildIssuer(loaded, { ...options, store });
+  const lockout = createLockout(config.lockout, {
+    signingKey: loaded.signingKey,
+    logger,
+    redisUrl: loaded.lockoutRedisUrl,
+    ...(options.now ? { now: options.now } : {}),
+    ...(metrics ? { onRefused: (scope: 'address' | 'account') => metrics.lockouts.labels(scope).inc() } : {}),
+  });
+  const { issuer, signer, directory, authenticators } = buildIssuer(loaded, { ...options, store, lockout, metrics });
+  warnIfCertificateExpiresSoon(signer.key, logger, (options.now ?? Date.now)());
+  metrics?.setCertificate(signer.key);
+  const stopCountingCache = metrics?.countCacheLookups([...authenticators.map((a) => a.name), 'ext_authz', 'webhook_authz']);
+  if (config.server.real_ip_header && !config.server.trusted_proxies) {
+    logger.warn(
+      { real_ip_header: config.server.real_ip_header },
+      'server.real_ip_header is read from every connection: any client can choose its address (and dodge lockouts or ACL ip rules); list your proxies in server.trusted_proxies',
+    );
+  }
 
   const app = Fastify({
     loggerInstance: logger,
@@ -150,6 +186,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     ...(loaded.tls ? { https: { cert: loaded.tls.cert, key: loaded.tls.key } } : {}),
   }) as unknown as FastifyInstance;
 
+  if (metrics) countRequests(app, metrics, config.server.path_prefix);
+  if (stopCountingCache) app.addHook('onClose', async () => void stopCountingCache());
   if (config.server.hsts) {
     app.addHook('onSend', async (_req, reply) => {
       reply.header('strict-transport-security', 'max-age=63072000; includeSubDomains');
@@ -162,15 +200,24 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
   await app.register(tokenRoutes, {
     pathPrefix: config.server.path_prefix,
     realm: config.token.issuer,
-    realIp: { header: config.server.real_ip_header, position: config.server.real_ip_pos },
+    realIp: { header: config.server.real_ip_header, position: config.server.real_ip_pos, trustedProxies: config.server.trusted_proxies?.map(parseIpRule) },
     allowPost: config.token.allow_post,
     issuer: () => issuer,
     audit,
   });
-  app.get(`${config.server.path_prefix}/healthz`, async () => ({ status: 'ok' }));
+  if (lockout) app.addHook('onClose', () => lockout.close());
+  const readiness = new Readiness({ signingKey: signer.key, store, authenticators, logger, ...(options.now ? { now: options.now } : {}) });
+  metrics?.watchReadiness(async () => (await readiness.check()).checks);
+  await app.register(healthRoutes, { pathPrefix: config.server.path_prefix, readiness });
+  if (metrics) await app.register(metricsRoutes, { pathPrefix: config.server.path_prefix, metrics, section: config.metrics, prepared: loaded.metrics ?? {} });
   if (store) await app.register(adminApiRoutes, { loaded, store, directory });
   // The config refuses an sso section without a store: the accounts and their tokens live there.
-  if (store && loaded.sso) await app.register(loginPageRoutes, { loaded, store, directory, ...(options.now ? { now: options.now } : {}) });
+  // Loaded only when configured: the login page and its OIDC client are a tenth of a second of
+  // start-up that a server without sso would spend for nothing (performance.md, first token).
+  if (store && loaded.sso) {
+    const { loginPageRoutes } = await import('./login-page.js');
+    await app.register(loginPageRoutes, { loaded, store, directory, ...(options.now ? { now: options.now } : {}) });
+  }
 
   return {
     app,
@@ -178,6 +225,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     store,
     issuer,
     signer,
+    metrics,
+    reopenAuditFile: () => auditOutput?.reopen(),
     async listen(address) {
       const configured = parseListenAddress(config.server.addr);
       const host = address?.host ?? configured.host;
@@ -197,6 +246,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       } finally {
         clearInterval(sweep);
         if (ownsStore) await store?.close();
+        await auditOutput?.close();
       }
     },
   };

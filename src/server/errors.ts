@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply } from 'fastify';
-import { TokenError, type ErrorCode } from '../protocol/errors.js';
+import { TokenError, TooManyRequestsError, type ErrorCode } from '../protocol/errors.js';
 import { errorBody } from '../protocol/response.js';
 import { StoreUnavailableError } from '../store/types.js';
 import { BackendUnavailableError } from '../authn/errors.js';
@@ -12,6 +12,7 @@ const STATUS: Record<ErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 400,
   PAYLOAD_TOO_LARGE: 413,
   UNAUTHORIZED: 401,
+  TOO_MANY_REQUESTS: 429,
   NOT_FOUND: 404,
   UNAVAILABLE: 503,
   INTERNAL: 500,
@@ -59,6 +60,7 @@ export function sendError(reply: FastifyReply, error: TokenError, realm: string,
   const status = STATUS[error.code];
   if (status === 401) reply.header('www-authenticate', `Basic realm=${JSON.stringify(realm)}, charset="UTF-8"`);
   if (status === 503) reply.header('retry-after', '5');
+  if (error instanceof TooManyRequestsError) reply.header('retry-after', String(error.retryAfter));
   const body = errorBody(error.code, error.message, isPost ? OAUTH_ERROR[error.code] : undefined);
   return reply.code(status).header('cache-control', 'no-store').send(body);
 }

@@ -90,7 +90,7 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
     } catch (err) {
       const error = toTokenError(err);
       const status = statusOf(error.code);
-      event.result = status === 401 ? 'unauthorized' : status >= 500 ? 'error' : 'bad_request';
+      event.result = status === 401 ? 'unauthorized' : status === 429 ? 'locked_out' : status >= 500 ? 'error' : 'bad_request';
       event.reason = error.reason;
       throw error;
     } finally {

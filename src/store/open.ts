@@ -109,6 +109,10 @@ function openPostgres(options: { url: string; schema?: string; poolSize?: number
   // An idle connection that the server drops (restart, 57P01) is reported here; without a
   // listener Node would exit. The pool discards it and the next query opens a new one.
   pool.on('error', () => undefined);
+  // A connection that dies while checked out (PostgreSQL killed mid-query) emits 'error' on its
+  // client, which the pool does not listen to then: without this, Node exits. The query itself
+  // rejects (503), and the pool drops the dead client when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return Promise.resolve(
     new KyselyStore({

@@ -7,6 +7,7 @@ import type { TokenRequest } from '../protocol/request.js';
 import { REPOSITORY_ACTIONS, type ResourceScope } from '../protocol/scope.js';
 import { buildClaims } from './claims.js';
 import type { Signer } from './signer.js';
+import type { Lockout } from '../security/lockout.js';
 
 export interface IssuerSettings {
   issuer: string;
@@ -60,6 +61,7 @@ export class TokenIssuer {
     private readonly signer: Signer,
     private readonly refresh?: RefreshTokenIssuer,
     private readonly now: () => number = Date.now,
+    private readonly lockout?: Lockout,
   ) {}
 
   checkService(service: string): void {
@@ -87,7 +89,12 @@ export class TokenIssuer {
 
   async issue(request: TokenRequest, ip: string | undefined): Promise<IssuedToken> {
     this.checkService(request.service);
+    // The lockout's one hook: a locked password login is refused before any hash runs; a bad
+    // password is counted, a good one resets its address's counter (security/lockout.ts).
+    await this.lockout?.check(request.credentials, ip);
     const authn = await authenticate(this.authenticators, request.credentials, { ip, service: request.service });
+    if (authn.outcome === 'denied') await this.lockout?.failed(request.credentials, ip);
+    else if (authn.outcome === 'identity') await this.lockout?.succeeded(request.credentials, ip);
     if (authn.outcome !== 'identity') {
       const reason = authn.outcome === 'denied' ? authn.reason : 'no backend knows the account';
       const message = request.credentials ? 'invalid username or password' : 'authentication required';

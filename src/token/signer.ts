@@ -57,7 +57,8 @@ export class Signer {
 
   async sign(claims: TokenClaims): Promise<string> {
     const signingInput = `${this.encodedHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-    const data = Buffer.from(signingInput);
+    // base64url is ASCII: latin1 copies it byte for byte, without UTF-8 encoding.
+    const data = Buffer.from(signingInput, 'latin1');
     if (this.isEc) {
       const signature = cryptoSign(this.hash, data, { key: this.privateKey, dsaEncoding: 'ieee-p1363' });
       return `${signingInput}.${signature.toString('base64url')}`;
