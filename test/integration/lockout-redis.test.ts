@@ -6,7 +6,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,6 +16,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createServer, type StsServer } from '../../src/server/app.js';
 import { baseConfig, hash, loadTestConfig, makeKeyDir, type KeyDir } from '../helpers/fixtures.js';
 import { basic } from '../helpers/server.js';
+import { freePort } from '../helpers/free-port.js';
 
 const UNREACHABLE = /Redis is unreachable/;
 const BACK = /Redis is reachable again/;
@@ -27,14 +27,6 @@ let port: number;
 let redis: ChildProcess | undefined;
 const replicas: { server: StsServer; logs: string[] }[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function startRedis(): Promise<void> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir], {

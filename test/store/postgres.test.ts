@@ -4,7 +4,6 @@
  * schema of it. PostgreSQL must be running: the tests fail, never skip, when it is not.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { openStore } from '../../src/store/open.js';
 import { StoreUnavailableError } from '../../src/store/types.js';
 import type { KyselyStore } from '../../src/store/kysely-store.js';
 import { storeConformance } from './conformance.js';
+import { freePort } from '../helpers/free-port.js';
 
 const ADMIN_URL = process.env.STS_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const DATABASE = `sts_test_${randomBytes(6).toString('hex')}`;
@@ -92,17 +92,6 @@ storeConformance('postgres', async () => {
 });
 
 /** A TCP port on 127.0.0.1 that nothing listens on (taken from the OS, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('postgres store: replicas and failures', () => {
   it('shows one store the writes of another on the same database at once (public schema)', async () => {

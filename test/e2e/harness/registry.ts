@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireBinary } from './require-binary.js';
@@ -36,19 +35,8 @@ export interface RunningRegistry {
 const START_TIMEOUT_MS = 15_000;
 const LOG_LIMIT = 64 * 1024;
 
-/** A port that was free a moment ago: bind port 0 on loopback and let the kernel choose. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not get a free port'))));
-    });
-  });
-}
+export { freePort } from '../../helpers/free-port.js';
+import { freePort } from '../../helpers/free-port.js';
 
 /**
  * distribution reads every REGISTRY_* variable as configuration overriding its file (even skopeo's
