@@ -1,5 +1,6 @@
 // The library face: create and start a server from a config, load and validate config files.
 export { createServer, buildIssuer, type StsServer, type ServerOptions } from './server/app.js';
+export { reloadFromFile, type ReloadResult } from './server/reload.js';
 export { loadConfig, parseConfig, parseConfigText, type LoadedConfig, type ParseOptions } from './config/load.js';
 export { ConfigError, type ConfigIssue } from './config/errors.js';
 export type { Config, ConfigInput } from './config/schema.js';

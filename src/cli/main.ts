@@ -4,6 +4,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { dataDir, ensureDataDir } from '../config/init.js';
 import { loadConfig } from '../config/load.js';
+import { watchConfigFile } from '../config/watch.js';
+import { reloadFromFile } from '../server/reload.js';
+import { readFile } from 'node:fs/promises';
 import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServer, prepareStore } from '../server/app.js';
@@ -39,6 +42,13 @@ function workersOption(value: string): number | 'auto' {
 }
 
 async function serve(configOption: string | undefined, workersSetting: number | 'auto' | undefined): Promise<void> {
+  // Until their handlers are set below, SIGHUP and SIGUSR2 would end the process (their default
+  // action): a cluster primary passes them to a worker that may still be starting. A SIGHUP that
+  // arrives meanwhile may postdate the files read at start: it is applied once the server runs.
+  let hupDuringStart = false;
+  const early = () => void (hupDuringStart = true);
+  process.on('SIGHUP', early);
+  process.on('SIGUSR2', () => undefined);
   // A cluster worker loads the file its primary loaded; the primary made the data folder.
   const workerConfig = cluster.isWorker ? process.env[WORKER_CONFIG_ENV] : undefined;
   let configPath = workerConfig ?? configOption;
@@ -105,6 +115,25 @@ async function serve(configOption: string | undefined, workersSetting: number | 
   process.on('SIGINT', () => stop('SIGINT'));
   // logrotate moved the audit file (audit.file): go on in a new one; every line lands in one of them.
   process.on('SIGUSR2', () => server.reopenAuditFile());
+  // SIGHUP or a changed file reloads the config; an invalid file keeps the old one running.
+  const file = configPath;
+  let lastText = await readFile(file, 'utf8').catch(() => '');
+  let reloading = Promise.resolve();
+  const reload = (trigger: string, force: boolean) => {
+    reloading = reloading.then(async () => {
+      const text = await readFile(file, 'utf8').catch(() => undefined);
+      // The folder watch fires for every write and symlink swap: nothing to do if the text is the same.
+      if (text === undefined || (!force && text === lastText)) return;
+      lastText = text;
+      logger.info({ trigger, config: file }, 'reloading config');
+      await reloadFromFile(server, file, logger);
+    });
+  };
+  process.off('SIGHUP', early);
+  process.on('SIGHUP', () => reload('SIGHUP', true));
+  if (hupDuringStart) reload('SIGHUP during start', true);
+  // Not persistent: the watch never keeps a stopping process alive.
+  watchConfigFile(file, () => reload('file changed', false));
   // A worker whose primary is gone has nobody to restart or stop it: it finishes and exits.
   if (cluster.isWorker) process.on('disconnect', () => stop('primary gone'));
 }

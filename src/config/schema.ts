@@ -103,6 +103,9 @@ export const storeSchema = z
     url: nonEmpty.optional().describe('PostgreSQL connection string'),
     url_file: nonEmpty.optional().describe('a file holding the PostgreSQL connection string'),
     pool_size: z.int().min(1).max(100).default(10).describe('connections per process (PostgreSQL)'),
+    query_timeout: durationSchema
+      .default(5)
+      .describe('how long a store call made for a token request may take before it is answered 503 (migrations and admin commands are not bound by it)'),
   })
   .superRefine((store, ctx) => {
     if (store.driver === 'postgres' && !store.url && !store.url_file) {

@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { LogAuditSink, type AuditEvent, type AuditSink } from './audit.js';
-import { createLogger, type Logger } from './logger.js';
+import { createAuditLogger, streamOf, type Logger } from './logger.js';
 
 /** The `audit` section: where the audit trail (one JSON line per token decision) goes. */
 export const auditSchema = z
@@ -47,8 +47,9 @@ class FanOut implements AuditSink {
  */
 export function openAuditOutput(section: AuditConfig, baseDir: string, logger: Logger): AuditOutput {
   const sinks: AuditSink[] = [];
-  // The audit trail is not a debug log: it is written whatever level the rest of the log is at.
-  if (section.stdout) sinks.push(new LogAuditSink(logger.child({}, { level: 'info' })));
+  // The audit trail is not a debug log: it is written whatever level the rest of the log is at,
+  // into the server log's own stream (one buffer, so lines never interleave), without redaction.
+  if (section.stdout) sinks.push(new LogAuditSink(createAuditLogger(streamOf(logger))));
   if (section.file === undefined) {
     return { sink: sinks[0] as AuditSink, file: undefined, reopen() {}, close: async () => {} };
   }
@@ -59,7 +60,7 @@ export function openAuditOutput(section: AuditConfig, baseDir: string, logger: L
   closeSync(openSync(file, 'a', 0o640));
   const destination = pino.destination({ dest: file, append: true, mkdir: true, mode: 0o640, sync: false });
   destination.on('error', (err: Error) => logger.error({ err, file }, 'cannot write the audit file'));
-  sinks.push(new LogAuditSink(createLogger({ level: 'info' }, destination)));
+  sinks.push(new LogAuditSink(createAuditLogger(destination)));
   let closed: Promise<void> | undefined;
   return {
     sink: sinks.length === 1 ? (sinks[0] as AuditSink) : new FanOut(sinks),

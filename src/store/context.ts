@@ -6,6 +6,7 @@
 import { sql } from 'kysely';
 import type { Kysely, RawBuilder, Transaction } from 'kysely';
 
+import { currentStoreDeadline } from './deadline.js';
 import { translateError } from './driver-errors.js';
 import type { ErrorMapping, StoreIdentity } from './driver-errors.js';
 import { newId } from './ids.js';
@@ -25,19 +26,59 @@ export class StoreContext {
     readonly now: () => number = Date.now,
   ) {}
 
-  /** Runs one or more statements outside a transaction, translating driver errors. */
+  /**
+   * Runs one or more statements outside a transaction, translating driver errors. Inside
+   * withStoreDeadline (the token endpoint) the call fails with StoreUnavailableError after the
+   * deadline: a client-side race, which also covers a frozen PostgreSQL that cannot enforce
+   * anything. The statement may still finish (or commit) afterwards; nothing it returns is used.
+   * SQLite (better-sqlite3) is synchronous: its lock waits are bounded by busy_timeout (5 s,
+   * open.ts), and a statement cannot be interrupted, so the race only ever sees it finished.
+   */
   async run<T>(fn: (db: Kysely<Database>) => Promise<T>, mapping?: ErrorMapping): Promise<T> {
     if (this.closed) throw new StoreUnavailableError(`${this.identity.description} is closed`);
+    const timeoutMs = currentStoreDeadline();
     try {
-      return await fn(this.db);
+      return timeoutMs === undefined ? await fn(this.db) : await this.#race(fn(this.db), timeoutMs);
     } catch (error) {
+      // 57014: PostgreSQL cancelled the statement (SET LOCAL statement_timeout in tx()).
+      if (timeoutMs !== undefined && (error as { code?: unknown } | null)?.code === '57014') throw this.#timedOut(timeoutMs, error);
       throw translateError(error, this.identity, mapping);
     }
   }
 
-  /** Runs `fn` in a transaction (BEGIN IMMEDIATE on SQLite), translating driver errors. */
+  /**
+   * Runs `fn` in a transaction (BEGIN IMMEDIATE on SQLite), translating driver errors. Under a
+   * deadline on PostgreSQL, `SET LOCAL statement_timeout` makes the server cancel a statement that
+   * runs too long (lock waits included) and so frees the connection; the client-side race of run()
+   * still answers when the server does not.
+   */
   tx<T>(fn: (trx: Transaction<Database>) => Promise<T>, mapping?: ErrorMapping): Promise<T> {
-    return this.run((db) => db.transaction().execute(fn), mapping);
+    const timeoutMs = currentStoreDeadline();
+    if (timeoutMs === undefined || this.dialect !== 'postgres') return this.run((db) => db.transaction().execute(fn), mapping);
+    return this.run(
+      (db) =>
+        db.transaction().execute(async (trx) => {
+          await sql`set local statement_timeout = ${sql.lit(Math.ceil(timeoutMs))}`.execute(trx);
+          return fn(trx);
+        }),
+      mapping,
+    );
+  }
+
+  #timedOut(timeoutMs: number, cause?: unknown): StoreUnavailableError {
+    return new StoreUnavailableError(`${this.identity.description} is unavailable: timed out after ${timeoutMs} ms`, { cause });
+  }
+
+  #race<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(this.#timedOut(timeoutMs));
+      }, timeoutMs);
+    });
+    // The losing statement's outcome is dropped (its rejection must not go unhandled).
+    work.catch(() => undefined);
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { accessTokensApi } from './access-tokens.js';
 import { changesApi } from './changes.js';
 import { StoreContext } from './context.js';
+import { withoutStoreDeadline } from './deadline.js';
 import type { StoreIdentity } from './driver-errors.js';
 import { groupsApi } from './groups.js';
 import { migrateTo, schemaVersion, LATEST_VERSION } from './migrations.js';
@@ -75,7 +76,8 @@ export class KyselyStore implements Store {
     if (!Number.isInteger(version) || version < 0 || version > LATEST_VERSION) {
       return Promise.reject(new RangeError(`schema version must be an integer from 0 to ${LATEST_VERSION}, not ${version}`));
     }
-    return this.#ctx.run((db) => migrateTo(db, version, this.#migration));
+    // Never bound by the request path's deadline (store.query_timeout): DDL may wait on locks.
+    return withoutStoreDeadline(() => this.#ctx.run((db) => migrateTo(db, version, this.#migration)));
   }
 
   schemaVersion(): Promise<number> {

@@ -36,6 +36,9 @@ const RECOVERY_LIMIT_MS = 3_000;
 const FREEZE_AT_MS = 1_500;
 const FREEZE_MS = 4_000;
 const FREEZE_LOAD_MS = 10_000;
+/** store.query_timeout of the server (seconds), and how late a 503 may come after it. */
+const QUERY_TIMEOUT_S = 1;
+const DEADLINE_MARGIN_MS = 2_000;
 
 interface Sample {
   /** When the request was sent and when its answer arrived (epoch ms). */
@@ -62,7 +65,7 @@ describe('PostgreSQL stopped mid-load', () => {
       await writeFaultConfig({
         users: { ci: { password: await quickHash(staticPassword) } },
         acl: [{ match: { account: '/.+/' }, actions: ['pull'] }],
-        store: { driver: 'postgres', url: postgres.url, pool_size: 4 },
+        store: { driver: 'postgres', url: postgres.url, pool_size: 4, query_timeout: QUERY_TIMEOUT_S },
       }),
       (f) => rm(f.dir, { recursive: true, force: true }),
     );
@@ -170,10 +173,9 @@ describe('PostgreSQL stopped mid-load', () => {
 
   it('keeps static users working while PostgreSQL is frozen (SIGSTOP), and recovers after SIGCONT', async () => {
     // Frozen, PostgreSQL keeps its sockets open and answers nothing, as behind a partition. A
-    // store request then either waits for a connection (503 after the pool's 5 s connect
-    // timeout) or, on a connection already open, waits until PostgreSQL answers again (there is
-    // no per-query deadline yet: see the report of issue 5, part E). Either way: never 401,
-    // never a crash, static users unaffected, and recovery once it runs again.
+    // store request, whether it waits for a pooled connection or already holds one, must then
+    // get 503 within store.query_timeout (plus a margin): no request waits for the whole
+    // freeze. Never 401, never a crash, static users unaffected, and recovery after SIGCONT.
     expect((await ask('store')).status).toBe(200);
     const samples: Sample[] = [];
     const failures: string[] = [];
@@ -216,13 +218,22 @@ describe('PostgreSQL stopped mid-load', () => {
       expect(s.retryAfter).toMatch(/^\d+$/);
       expect(s.message).toMatch(/unavailable/i);
     }
+    // The deadline: the freeze is seen (503s after query_timeout: the client gets the generic
+    // message, `timed out after N ms` is in the StoreUnavailableError) and no store request
+    // waited longer than query_timeout + margin, in particular none until SIGCONT.
+    const timedOut = storeSamples.filter((s) => s.status === 503 && s.started >= frozenAt && s.at <= thawedAt);
+    expect(timedOut.length, 'no store request timed out during the freeze').toBeGreaterThan(0);
+    for (const s of timedOut) expect(s.ms, 'a 503 before the deadline').toBeGreaterThanOrEqual(QUERY_TIMEOUT_S * 1000 - 100);
+    const slow = storeSamples.filter((s) => s.ms > QUERY_TIMEOUT_S * 1000 + DEADLINE_MARGIN_MS);
+    expect(slow.map((s) => `${s.started - frozenAt} ms after SIGSTOP: ${s.status} in ${s.ms.toFixed(0)} ms ${s.message}`), ctx()).toEqual([]);
+    const storeWhileFrozen = storeSamples.filter((s) => s.started >= frozenAt && s.at <= thawedAt);
+    expect(storeWhileFrozen.length, 'store requests stalled while PostgreSQL was frozen').toBeGreaterThan(LOOPS / 2);
     const late = storeSamples.filter((s) => s.started >= thawedAt + RECOVERY_LIMIT_MS);
     expect(late.length, 'no store request after the recovery window').toBeGreaterThan(LOOPS);
     expect(late.filter((s) => s.status !== 200).map((s) => `${s.started - thawedAt} ms after SIGCONT: ${s.status} ${s.message}`)).toEqual([]);
-    const hung = storeSamples.filter((s) => s.started < thawedAt && s.at >= thawedAt && s.status === 200);
     console.log(
       `postgres frozen ${thawedAt - frozenAt} ms: ${staticWhileFrozen.length} static 200s meanwhile; store: ` +
-        `${storeSamples.filter((s) => s.status === 503).length} 503s, ${hung.length} requests waited until SIGCONT ` +
+        `${storeSamples.filter((s) => s.status === 503).length} 503s, ${storeWhileFrozen.length} answered during the freeze ` +
         `(slowest ${Math.max(...storeSamples.map((s) => s.ms)).toFixed(0)} ms)`,
     );
     expect((await ask('store')).status).toBe(200);
