@@ -6,9 +6,10 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent, KeyKind } from '../../src/index.js';
 import { startAuthServer, type RunningAuthServer } from './harness/auth-server.js';
-import { createClientSession, explain, type ClientSession, type RunResult } from './harness/clients.js';
+import { createClientSession, explain, type ClientSession } from './harness/clients.js';
 import { buildOciLayout, type OciLayout } from './harness/oci-image.js';
 import { startRegistry, type RunningRegistry } from './harness/registry.js';
+import { diagnose } from './harness/diagnose.js';
 import { Teardown } from './harness/teardown.js';
 import { requireBinaries, requireRoot } from './harness/require-binary.js';
 
@@ -20,9 +21,6 @@ const newPassword = () => randomBytes(12).toString('base64url');
 
 const since = (audit: AuditEvent[], from: number) => audit.slice(from);
 
-function diagnose(result: RunResult, auth: RunningAuthServer, registry: RunningRegistry, from: number): string {
-  return `${explain(result)}\naudit: ${JSON.stringify(since(auth.audit, from))}\nregistry log: ${registry.logs().slice(-2000)}`;
-}
 
 describe.each(KEY_KINDS)('podman ↔ registry 2.8 ↔ sts-docker-auth, %s key', (keyKind) => {
   const teardown = new Teardown();

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent, KeyKind } from '../../src/index.js';
 import { fetchToken, startAuthServer, type RunningAuthServer } from './harness/auth-server.js';
-import { createClientSession, explain, type ClientSession, type RunResult } from './harness/clients.js';
+import { createClientSession, type ClientSession } from './harness/clients.js';
 import { buildOciLayout, type OciLayout } from './harness/oci-image.js';
 import { startRegistry, type RunningRegistry } from './harness/registry.js';
+import { diagnose } from './harness/diagnose.js';
 import { Teardown } from './harness/teardown.js';
 import { requireBinaries } from './harness/require-binary.js';
 
@@ -22,9 +23,6 @@ const sha256 = (text: string) => `sha256:${createHash('sha256').update(text, 'ut
 /** The audit events written since `from`, for asserting on one client command. */
 const since = (audit: AuditEvent[], from: number) => audit.slice(from);
 
-function diagnose(result: RunResult, auth: RunningAuthServer, registry: RunningRegistry, from: number): string {
-  return `${explain(result)}\naudit: ${JSON.stringify(since(auth.audit, from))}\nregistry log: ${registry.logs().slice(-2000)}`;
-}
 
 describe.each(KEY_KINDS)('skopeo ↔ registry 2.8 ↔ sts-docker-auth, %s key', (keyKind) => {
   const teardown = new Teardown();
