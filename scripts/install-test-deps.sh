@@ -5,7 +5,7 @@
 #
 # podman only pulls and pushes in the tests (never runs a container), as root with vfs storage, so
 # it needs none of fuse-overlayfs, slirp4netns, netavark or uidmap (subuid maps are for rootless).
-# Its hard dependencies (conmon, crun|runc, containers-common with policy.json) come with it; they
+# Its hard dependencies (conmon, crun|runc, golang-github-containers-common with policy.json) come with it; they
 # are checked below too, because libpod refuses to start without an OCI runtime even to pull.
 #
 # containerd: the tests start a private daemon (own root, state and socket, CRI disabled) and
@@ -67,7 +67,7 @@ check() {
   fi
   if [ ! -f /etc/containers/policy.json ]; then
     missing+=("/etc/containers/policy.json")
-    [[ " ${packages[*]-} " == *" containers-common "* ]] || packages+=(containers-common)
+    [[ " ${packages[*]-} " == *" golang-github-containers-common "* ]] || packages+=(golang-github-containers-common)
   fi
 }
 

@@ -7,6 +7,7 @@ import { dataDir, CONFIG_FILE } from '../config/init.js';
 import {
   distribution2Block,
   distribution3Block,
+  trustedKeys,
   zotBlock,
   type RegistryConfigOptions,
 } from '../config/registry-config.js';
@@ -33,6 +34,7 @@ export function describeConfig(loaded: LoadedConfig): string {
     `  issuer ${JSON.stringify(config.token.issuer)}, tokens live ${config.token.expiration} s`,
     `  signing ${signingKey.alg}, jwt header ${loaded.jwtHeader}, kid ${signingKey.libtrustKid}`,
     `  certificate valid until ${signingKey.certificate.validTo}`,
+    ...(loaded.keyring ? [`  keyring ${loaded.keyring.dir}: ${loaded.keyring.keys.length} key(s), ${trustedKeys(loaded).length} trusted (keys list)`] : []),
     `  ${Object.keys(config.users ?? {}).length} static user(s), ${loaded.acl.rules.length} ACL rule(s)`,
     ...(config.trusted_issuers?.length ? [`  trusted issuers: ${config.trusted_issuers.map((i) => `${i.name} (${i.issuer})`).join(', ')}`] : []),
   ].join('\n');
@@ -119,11 +121,11 @@ export interface RegistryConfigCommandOptions extends RegistryConfigOptions {
 export async function registryConfig(loaded: LoadedConfig, options: RegistryConfigCommandOptions): Promise<string> {
   const blockOptions: RegistryConfigOptions = { ...options };
   if (options.writeBundle) {
-    await writeFile(options.writeBundle, loaded.signingKey.certificatePem, { mode: 0o644 });
+    await writeFile(options.writeBundle, trustedKeys(loaded).map((k) => k.certificatePem).join(''), { mode: 0o644 });
     blockOptions.bundlePath ??= options.writeBundle;
   }
   if (options.writeJwks) {
-    await writeFile(options.writeJwks, `${JSON.stringify(buildJwks([loaded.signingKey], loaded.jwtHeader), null, 2)}\n`);
+    await writeFile(options.writeJwks, `${JSON.stringify(buildJwks(trustedKeys(loaded), loaded.jwtHeader), null, 2)}\n`);
     blockOptions.jwksPath ??= options.writeJwks;
   }
   const parts: string[] = [];

@@ -6,12 +6,15 @@ import { dataDir, ensureDataDir } from '../config/init.js';
 import { loadConfig } from '../config/load.js';
 import { watchConfigFile } from '../config/watch.js';
 import { reloadFromFile } from '../server/reload.js';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MANIFEST_FILE } from '../token/keyring-files.js';
 import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServer, prepareStore } from '../server/app.js';
 import { runPrimary, workerCount, WORKER_CONFIG_ENV, WORKER_HEADER_ENV, type ListeningMessage } from '../server/cluster.js';
 import { registerAdminCommands } from './admin-commands.js';
+import { registerKeyCommands } from './keys-commands.js';
 import { initDataDir } from './init.js';
 import {
   checkConfig,
@@ -134,6 +137,12 @@ async function serve(configOption: string | undefined, workersSetting: number | 
   if (hupDuringStart) reload('SIGHUP during start', true);
   // Not persistent: the watch never keeps a stopping process alive.
   watchConfigFile(file, () => reload('file changed', false));
+  // `keys activate` (or rotate, prune) rewrote keyring.json: load the keyring again.
+  const keyringDir = loaded.keyring?.dir;
+  if (keyringDir) {
+    await mkdir(keyringDir, { recursive: true, mode: 0o700 });
+    watchConfigFile(join(keyringDir, MANIFEST_FILE), () => reload('keyring changed', true));
+  }
   // A worker whose primary is gone has nobody to restart or stop it: it finishes and exits.
   if (cluster.isWorker) process.on('disconnect', () => stop('primary gone'));
 }
@@ -243,6 +252,7 @@ program
   });
 
 registerAdminCommands(program);
+registerKeyCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);

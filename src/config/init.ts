@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { hashPassword } from '../security/password.js';
 import { generateSigningKey } from '../token/generate.js';
+import { keyringView } from '../token/keyring.js';
+import { signingKeyFromPem } from '../token/keys.js';
+import { loadKeyringKeys, readManifest, storeGeneratedKey, writeManifest, writeTrustFiles } from '../token/keyring-files.js';
 
 export const CONFIG_FILE = 'config.yml';
+/** An older data folder's key pair; a folder made now keeps its keys in KEYRING_DIR. */
 export const KEY_FILE = 'token.key';
 export const CERT_FILE = 'token.crt';
+export const KEYRING_DIR = 'keys';
 export const DEFAULT_SERVICE = 'docker-registry';
 export const DEFAULT_ISSUER = 'sts-docker-auth';
 
@@ -30,7 +35,8 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function configText(adminHash: string): string {
+function configText(adminHash: string, legacyKey: boolean): string {
+  const keyLines = legacyKey ? `  certificate: ${CERT_FILE}\n  key: ${KEY_FILE}\n` : '';
   return `# sts-docker-auth configuration, created on first start.
 # The format is docker_auth's for server, token, users and acl; see docs/configuration.md.
 server:
@@ -39,8 +45,9 @@ server:
 token:
   issuer: ${DEFAULT_ISSUER}
   expiration: 300
-  certificate: ${CERT_FILE}
-  key: ${KEY_FILE}
+${keyLines}  # Signing keys: \`sts-docker-auth keys list|rotate|activate\`; registries trust ${KEYRING_DIR}/bundle.pem.
+  keyring:
+    dir: ${KEYRING_DIR}
   services: [${DEFAULT_SERVICE}]
 # Users, groups, rules, access tokens and refresh tokens managed with the CLI and the admin API.
 store:
@@ -63,9 +70,9 @@ acl:
 }
 
 /**
- * First start: creates the data folder with an EC P-256 signing key, its self-signed certificate
- * (the registry's rootcertbundle), a config file and an `admin` user with a random password.
- * Later starts find the config and change nothing.
+ * First start: creates the data folder with a keyring holding an EC P-256 signing key, its
+ * self-signed certificate and the registries' bundle.pem and jwks.json, a config file and an
+ * `admin` user with a random password. Later starts find the config and change nothing.
  */
 export async function ensureDataDir(dir: string): Promise<InitResult> {
   const configPath = join(dir, CONFIG_FILE);
@@ -79,15 +86,21 @@ export async function ensureDataDir(dir: string): Promise<InitResult> {
     // Never replace a signing key the registries may already trust.
     throw new Error(`${hasKey ? certPath : keyPath} is missing but ${hasKey ? keyPath : certPath} exists; restore it or remove both`);
   }
-  if (!hasKey) {
+  // A folder restored without its config keeps the keys registries may already trust.
+  const keyring = join(dir, KEYRING_DIR);
+  await mkdir(keyring, { recursive: true, mode: 0o700 });
+  if (!hasKey && (await readManifest(keyring)).keys.length === 0) {
     const generated = await generateSigningKey({ kind: 'ec-p256' });
-    await writeFile(keyPath, generated.keyPem, { mode: 0o600 });
-    await chmod(keyPath, 0o600);
-    await writeFile(certPath, generated.certPem, { mode: 0o644 });
+    const now = new Date();
+    await writeManifest(keyring, { version: 1, keys: [await storeGeneratedKey(keyring, generated, now, true)] });
   }
+  const settings = { activationDelayMs: undefined, tokenLifetimeMs: 300_000 };
+  const legacy = hasKey ? signingKeyFromPem(await readFile(keyPath, 'utf8'), await readFile(certPath, 'utf8')) : undefined;
+  const keys = await loadKeyringKeys(keyring, legacy, settings);
+  await writeTrustFiles(keyring, keyringView(keys, settings, Date.now()).trusted, 'x5c');
   const adminPassword = randomBytes(18).toString('base64url');
   const adminHash = await hashPassword(adminPassword);
   // The config holds a password hash: readable by its owner only.
-  await writeFile(configPath, configText(adminHash), { mode: 0o600, flag: 'wx' });
+  await writeFile(configPath, configText(adminHash, hasKey), { mode: 0o600, flag: 'wx' });
   return { configPath, adminPassword };
 }

@@ -5,6 +5,8 @@ import type { z } from 'zod';
 import { compileAcl, AclCompileError, type CompiledAcl } from '../authz/acl/index.js';
 import { KeyError, signingKeyFromPem, type SigningKey } from '../token/keys.js';
 import type { HeaderMode } from '../token/signer.js';
+import { keyringView, type KeyringKey, type KeyringSettings } from '../token/keyring.js';
+import { KeyringError, loadKeyringKeys } from '../token/keyring-files.js';
 import { prepareSso, type PreparedSso } from '../sso/prepare.js';
 import { prepareExternal, type PreparedExternal } from '../external/prepare.js';
 import { prepareLdapAuth, type PreparedLdap } from '../authn/ldap.js';
@@ -21,7 +23,10 @@ export interface LoadedConfig {
   /** Relative paths in the config resolve against this folder. */
   readonly baseDir: string;
   readonly config: Readonly<Config>;
+  /** The key that signs at load time; with a keyring, the server moves on to the next one on time. */
   readonly signingKey: SigningKey;
+  /** token.keyring: every key with its activation time (token.key, if set, is the oldest). */
+  readonly keyring?: LoadedKeyring;
   readonly jwtHeader: HeaderMode;
   readonly acl: CompiledAcl;
   /** TLS material for the listener, when server.certificate is set. */
@@ -38,6 +43,13 @@ export interface LoadedConfig {
   readonly lockoutRedisUrl?: string;
 }
 
+export interface LoadedKeyring {
+  /** The keyring folder, absolute. */
+  readonly dir: string;
+  readonly keys: readonly KeyringKey[];
+  readonly settings: KeyringSettings;
+}
+
 export interface ParseOptions {
   /** Relative paths in the config (keys, certificates) resolve against this folder. */
   baseDir: string;
@@ -45,6 +57,8 @@ export interface ParseOptions {
   source?: string;
   /** Environment overrides; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /** The clock (epoch ms) that picks the keyring's signing key; Date.now by default. */
+  now?: () => number;
 }
 
 function zodIssues(error: z.ZodError): ConfigIssue[] {
@@ -100,9 +114,10 @@ export async function parseConfig(raw: unknown, options: ParseOptions): Promise<
     issues.push({ path: formatPath(['acl', ...err.path]), message: err.message });
   }
 
-  // docker_auth falls back to the server's TLS pair when the token section has none.
-  const keyFile = config.token.key ?? config.server.key;
-  const certFile = config.token.certificate ?? config.server.certificate;
+  // docker_auth falls back to the server's TLS pair when the token section has none (and no keyring).
+  const serverPair: { key?: string | undefined; certificate?: string | undefined } = config.token.keyring ? {} : config.server;
+  const keyFile = config.token.key ?? serverPair.key;
+  const certFile = config.token.certificate ?? serverPair.certificate;
   const keyPath = config.token.key ? 'token.key' : 'server.key';
   const certPath = config.token.certificate ? 'token.certificate' : 'server.certificate';
   let signingKey: SigningKey | undefined;
@@ -118,6 +133,26 @@ export async function parseConfig(raw: unknown, options: ParseOptions): Promise<
         if (!(err instanceof KeyError)) throw err;
         issues.push({ path: keyPath, message: err.message });
       }
+    }
+  }
+
+  let keyring: LoadedKeyring | undefined;
+  if (config.token.keyring) {
+    const { dir: folder, activation_delay: delay } = config.token.keyring;
+    const dir = isAbsolute(folder) ? folder : resolve(options.baseDir, folder);
+    const settings: KeyringSettings = { activationDelayMs: delay === undefined ? undefined : delay * 1000, tokenLifetimeMs: config.token.expiration * 1000 };
+    try {
+      // With a keyring, token.key (if set) is its oldest key; server.key stays the listener's own.
+      const keys = await loadKeyringKeys(dir, signingKey, settings);
+      keyring = { dir, keys, settings };
+      const signing = keyringView(keys, settings, (options.now ?? Date.now)()).signing;
+      if (signing) signingKey = signing.key;
+      else if (!config.token.key) {
+        issues.push({ path: 'token.keyring', message: `${dir} has no key that signs yet: activate one (sts-docker-auth keys activate) or create one (keys rotate)` });
+      }
+    } catch (err) {
+      if (!(err instanceof KeyringError)) throw err;
+      issues.push({ path: 'token.keyring.dir', message: err.message });
     }
   }
 
@@ -149,7 +184,7 @@ export async function parseConfig(raw: unknown, options: ParseOptions): Promise<
 
   if (issues.length > 0 || !acl || !signingKey) throw new ConfigError(source, issues);
   const jwtHeader: HeaderMode = config.token.jwt_header ?? (config.token.disable_legacy_key_id ? 'thumbprint' : 'x5c');
-  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, jwtHeader, acl, external, ...(tls ? { tls } : {}), ...(sso ? { sso } : {}), ...(ldap ? { ldap } : {}), metrics, ...(lockoutRedisUrl ? { lockoutRedisUrl } : {}) });
+  return Object.freeze({ source, baseDir: options.baseDir, config: deepFreeze(config), signingKey, ...(keyring ? { keyring } : {}), jwtHeader, acl, external, ...(tls ? { tls } : {}), ...(sso ? { sso } : {}), ...(ldap ? { ldap } : {}), metrics, ...(lockoutRedisUrl ? { lockoutRedisUrl } : {}) });
 }
 
 /** Reads, parses and validates a YAML config file. Relative paths in it resolve against its folder. */

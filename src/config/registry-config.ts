@@ -1,5 +1,8 @@
-import { resolve, dirname, isAbsolute } from 'node:path';
+import { resolve, dirname, isAbsolute, join } from 'node:path';
 import type { LoadedConfig } from './load.js';
+import { BUNDLE_FILE } from '../token/keyring-files.js';
+import { keyringView } from '../token/keyring.js';
+import type { SigningKey } from '../token/keys.js';
 import { parseListenAddress } from '../server/listen.js';
 
 export interface RegistryConfigOptions {
@@ -26,7 +29,19 @@ export function defaultRealm(loaded: LoadedConfig): string {
   return `${base}${server.path_prefix}/auth`;
 }
 
+/**
+ * The keys registries must trust now, the signing key first: with a keyring, the staged and
+ * retiring keys too (zot reads only the first certificate of a bundle).
+ */
+export function trustedKeys(loaded: LoadedConfig, nowMs: number = Date.now()): SigningKey[] {
+  if (!loaded.keyring) return [loaded.signingKey];
+  const { keys, settings } = loaded.keyring;
+  return keyringView(keys, settings, nowMs).trusted.map((k) => k.key);
+}
+
 export function defaultBundlePath(loaded: LoadedConfig): string {
+  // The keys commands keep the keyring's bundle up to date.
+  if (loaded.keyring) return join(loaded.keyring.dir, BUNDLE_FILE);
   const { token, server } = loaded.config;
   const file = token.certificate ?? server.certificate ?? 'token.crt';
   const base = loaded.source.startsWith('<') ? process.cwd() : dirname(resolve(loaded.source));
@@ -39,7 +54,7 @@ function settings(loaded: LoadedConfig, options: RegistryConfigOptions) {
     service: options.service ?? loaded.config.token.services?.[0] ?? 'docker-registry',
     issuer: loaded.config.token.issuer,
     bundle: options.bundlePath ?? defaultBundlePath(loaded),
-    alg: loaded.signingKey.alg,
+    algs: [...new Set(trustedKeys(loaded).map((k) => k.alg))].join(', '),
     jwks: options.jwksPath,
   };
 }
@@ -74,7 +89,7 @@ export function distribution3Block(loaded: LoadedConfig, options: RegistryConfig
     service: ${q(s.service)}
     issuer: ${q(s.issuer)}
     rootcertbundle: ${q(s.bundle)}
-${jwksLine}    signingalgorithms: [${s.alg}]
+${jwksLine}    signingalgorithms: [${s.algs}]
 `;
 }
 

@@ -63,24 +63,6 @@ export const serverSchema = z.strictObject({
     .describe('the URL clients reach this server at; used for the realm in registry-config'),
 });
 
-export const tokenSchema = z.strictObject({
-  issuer: nonEmpty.describe("the iss claim; must equal the registry's auth.token.issuer"),
-  expiration: z
-    .int('must be a whole number of seconds')
-    .min(60, 'must be at least 60 seconds: clients treat shorter tokens as 60 s anyway')
-    .max(86_400, 'must be at most 86400 seconds: tokens cannot be revoked before they expire')
-    .default(300)
-    .describe('token lifetime in seconds: exp and expires_in'),
-  certificate: nonEmpty.optional().describe("signing certificate (PEM), the registry's rootcertbundle; default server.certificate"),
-  key: nonEmpty.optional().describe('signing private key (PEM): RSA 2048+ or EC P-256/384/521; default server.key'),
-  disable_legacy_key_id: z.boolean().optional().describe('docker_auth compatibility: same as jwt_header: thumbprint'),
-  jwt_header: z.enum(['x5c', 'libtrust', 'thumbprint']).optional().describe('how the registry finds the signing key; default x5c'),
-  services: z.array(nonEmpty).optional().describe('the registry services (aud) tokens are issued for; others get 400'),
-  allow_post: z.boolean().default(true).describe('answer POST (OAuth2) token requests; false answers them 404'),
-});
-
-const labelsSchema = z.record(nonEmpty, z.array(z.string()));
-
 const DURATION = /^(\d+)(s|m|h|d)$/;
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
@@ -95,6 +77,33 @@ export const durationSchema = z.union([
       return Number(amount) * (UNIT_SECONDS[unit as string] as number);
     }),
 ]);
+
+export const tokenSchema = z.strictObject({
+  issuer: nonEmpty.describe("the iss claim; must equal the registry's auth.token.issuer"),
+  expiration: z
+    .int('must be a whole number of seconds')
+    .min(60, 'must be at least 60 seconds: clients treat shorter tokens as 60 s anyway')
+    .max(86_400, 'must be at most 86400 seconds: tokens cannot be revoked before they expire')
+    .default(300)
+    .describe('token lifetime in seconds: exp and expires_in'),
+  certificate: nonEmpty.optional().describe("signing certificate (PEM), the registry's rootcertbundle; default server.certificate"),
+  key: nonEmpty.optional().describe('signing private key (PEM): RSA 2048+ or EC P-256/384/521; default server.key'),
+  disable_legacy_key_id: z.boolean().optional().describe('docker_auth compatibility: same as jwt_header: thumbprint'),
+  jwt_header: z.enum(['x5c', 'libtrust', 'thumbprint']).optional().describe('how the registry finds the signing key; default x5c'),
+  services: z.array(nonEmpty).optional().describe('the registry services (aud) tokens are issued for; others get 400'),
+  allow_post: z.boolean().default(true).describe('answer POST (OAuth2) token requests; false answers them 404'),
+  keyring: z
+    .strictObject({
+      dir: nonEmpty.describe('folder of the keys made by `keys rotate`, with keyring.json, bundle.pem and jwks.json'),
+      activation_delay: durationSchema
+        .optional()
+        .describe('a rotated key starts signing this long after `keys rotate`; without it, at `keys activate`'),
+    })
+    .optional()
+    .describe('several signing keys, for rotation without downtime (docs/operations.md)'),
+});
+
+const labelsSchema = z.record(nonEmpty, z.array(z.string()));
 
 export const storeSchema = z
   .strictObject({
@@ -205,11 +214,11 @@ export const configSchema = z
     if ((config.token.certificate === undefined) !== (config.token.key === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'set both certificate and key, or neither' });
     }
-    if (config.token.certificate === undefined && config.server.certificate === undefined) {
+    if (config.token.certificate === undefined && config.server.certificate === undefined && config.token.keyring === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['token', 'certificate'],
-        message: 'is required (or server.certificate): the signing key and its certificate',
+        message: 'is required (or server.certificate, or token.keyring): the signing key and its certificate',
       });
     }
     for (const [source, section] of [['ext', 'ext_auth'], ['webhook', 'webhook_auth'], ['ldap', 'ldap_auth']] as const) {

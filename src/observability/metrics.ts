@@ -246,7 +246,9 @@ export class Metrics {
     this.readinessProbe = probe;
   }
 
+  /** The signing key's certificate; a key that no longer signs leaves the gauge. */
   setCertificate(key: SigningKey): void {
+    this.certificateExpiry.reset();
     this.certificateExpiry.labels(key.libtrustKid).set(certificateExpiry(key));
   }
 

@@ -9,7 +9,6 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { TokenIssuer } from '../token/issue.js';
 import { Signer } from '../token/signer.js';
 import { tokenRoutes } from './token-route.js';
-import { adminApiRoutes } from './admin-api.js';
 import { AccessTokenAuthenticator } from '../authn/access-token.js';
 import { directoryOf, type Directory } from '../authn/directory.js';
 import { RefreshTokenAuthenticator } from '../authn/refresh-token.js';
@@ -34,6 +33,8 @@ import { healthRoutes, Readiness } from './health-route.js';
 import { createLockout, type Lockout } from '../security/lockout.js';
 import { parseIpRule } from '../authz/acl/ip.js';
 import { planReload, type ReloadResult } from './reload.js';
+import { keyringView } from '../token/keyring.js';
+import type { SigningKey } from '../token/keys.js';
 import type { Server as TlsServer } from 'node:tls';
 
 export interface ServerOptions {
@@ -173,10 +174,46 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     ...(metrics ? { onRefused: (scope: 'address' | 'account') => metrics.lockouts.labels(scope).inc() } : {}),
   });
   const { issuer, signer, directory, authenticators } = buildIssuer(loaded, { ...options, store, lockout, metrics });
-  // Replaced as a whole by reload(); the token route reads it once per request.
+  // Replaced as a whole by reload() and when a keyring key starts to sign; the token route reads
+  // it once per request.
   let active = { loaded, issuer, signer };
-  warnIfCertificateExpiresSoon(signer.key, logger, (options.now ?? Date.now)());
+  const clock = options.now ?? Date.now;
+  warnIfCertificateExpiresSoon(signer.key, logger, clock());
   metrics?.setCertificate(signer.key);
+  const build = (next: LoadedConfig) => buildIssuer(next, { ...options, store, lockout, metrics });
+
+  const announceKey = (key: SigningKey) => {
+    metrics?.setCertificate(key);
+    warnIfCertificateExpiresSoon(key, logger, clock());
+    logger.info({ kid: key.libtrustKid, thumbprint: key.thumbprint }, 'a new signing key is active: new tokens are signed with it');
+  };
+
+  // A staged key with an activation time (token.keyring.activation_delay) starts to sign at that
+  // time, in every replica at once: the moment follows from the shared keyring.json.
+  let activationTimer: NodeJS.Timeout | undefined;
+  const signWithCurrentKey = () => {
+    const keyring = active.loaded.keyring;
+    if (!keyring) return;
+    const signing = keyringView(keyring.keys, keyring.settings, clock()).signing;
+    if (!signing || signing.key === active.signer.key) return;
+    const next: LoadedConfig = { ...active.loaded, signingKey: signing.key };
+    const built = build(next);
+    active = { loaded: next, issuer: built.issuer, signer: built.signer };
+    announceKey(signing.key);
+  };
+  const scheduleActivation = () => {
+    clearTimeout(activationTimer);
+    const keyring = active.loaded.keyring;
+    const at = keyring && keyringView(keyring.keys, keyring.settings, clock()).nextActivationMs;
+    if (at === undefined) return;
+    // setTimeout takes at most 2^31-1 ms (24.8 days): a later time is re-checked then.
+    activationTimer = setTimeout(() => {
+      signWithCurrentKey();
+      scheduleActivation();
+    }, Math.min(Math.max(at - clock(), 0), 2 ** 31 - 1));
+    activationTimer.unref();
+  };
+  scheduleActivation();
   const stopCountingCache = metrics?.countCacheLookups([...authenticators.map((a) => a.name), 'ext_authz', 'webhook_authz']);
   if (config.server.real_ip_header && !config.server.trusted_proxies) {
     logger.warn(
@@ -216,11 +253,16 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     storeQueryTimeoutMs: config.store ? config.store.query_timeout * 1000 : undefined,
   });
   if (lockout) app.addHook('onClose', () => lockout.close());
-  const readiness = new Readiness({ signingKey: signer.key, store, authenticators, logger, ...(options.now ? { now: options.now } : {}) });
+  const readiness = new Readiness({ signingKey: () => active.signer.key, store, authenticators, logger, ...(options.now ? { now: options.now } : {}) });
   metrics?.watchReadiness(async () => (await readiness.check()).checks);
   await app.register(healthRoutes, { pathPrefix: config.server.path_prefix, readiness });
   if (metrics) await app.register(metricsRoutes, { pathPrefix: config.server.path_prefix, metrics, section: config.metrics, prepared: loaded.metrics ?? {} });
-  if (store) await app.register(adminApiRoutes, { loaded, store, directory });
+  // The admin API (its routes and their zod schemas: about 5 MB and 0.15 s of start-up) only
+  // exists with a store, so it is loaded only then (performance.md, memory and first token).
+  if (store) {
+    const { adminApiRoutes } = await import('./admin-api.js');
+    await app.register(adminApiRoutes, { loaded, store, directory });
+  }
   // The config refuses an sso section without a store: the accounts and their tokens live there.
   // Loaded only when configured: the login page and its OIDC client are a tenth of a second of
   // start-up that a server without sso would spend for nothing (performance.md, first token).
@@ -243,7 +285,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     },
     async reload(next) {
       const { effective, result } = planReload(active.loaded, next);
-      const built = buildIssuer(effective, { ...options, store, lockout, metrics });
+      const built = build(effective);
       let tlsReloaded = false;
       const { tls } = effective;
       if (tls && (tls.cert !== active.loaded.tls?.cert || tls.key !== active.loaded.tls.key)) {
@@ -251,8 +293,12 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
         (app.server as unknown as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
         tlsReloaded = true;
       }
+      const keyChanged = built.signer.key.thumbprint !== active.signer.key.thumbprint;
       active = { loaded: effective, issuer: built.issuer, signer: built.signer };
-      metrics?.setCertificate(built.signer.key);
+      // The same key may come with a renewed certificate: the expiry gauge follows either way.
+      if (keyChanged) announceKey(built.signer.key);
+      else metrics?.setCertificate(built.signer.key);
+      scheduleActivation();
       if (result.restartRequired.length > 0) {
         logger.warn({ settings: result.restartRequired }, `config reload: ${result.restartRequired.join(', ')} changed; restart to apply (the old values stay in force)`);
       }
@@ -274,6 +320,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     async close() {
       // Requests in flight finish; keep-alive connections that turn idle meanwhile are closed as
       // soon as they do, or close() would wait for the client to hang up.
+      clearTimeout(activationTimer);
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
         await app.close();

@@ -30,8 +30,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 /**
- * Signs and verifies a few bytes: the key is usable (and the certificate still valid). Done once
- * at start; the key does not change while the process runs.
+ * Signs and verifies a few bytes: the key is usable (and the certificate still valid). The test
+ * signature is made once per key: a keyring moves on to a new key while the process runs.
  */
 export function signingKeyProblem(key: SigningKey, nowMs: number = Date.now()): string | undefined {
   try {
@@ -47,7 +47,8 @@ export function signingKeyProblem(key: SigningKey, nowMs: number = Date.now()): 
 }
 
 export interface ReadinessOptions {
-  signingKey: SigningKey;
+  /** The key that signs now. */
+  signingKey: () => SigningKey;
   store: Store | undefined;
   /** The authenticators; those with `ready()` are checked. */
   authenticators: readonly Authenticator[];
@@ -57,14 +58,21 @@ export interface ReadinessOptions {
 
 /** The readiness checks, each result kept for READINESS_CACHE_MS. */
 export class Readiness {
-  private readonly keyProblem: string | undefined;
+  private tested: { key: SigningKey; problem: string | undefined } | undefined;
   private last: { at: number; report: Promise<ReadinessReport> } | undefined;
   private readonly failing = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly options: ReadinessOptions) {
     this.now = options.now ?? Date.now;
-    this.keyProblem = signingKeyProblem(options.signingKey, this.now());
+    this.keyProblem();
+  }
+
+  private keyProblem(): string | undefined {
+    const key = this.options.signingKey();
+    if (this.tested?.key !== key) this.tested = { key, problem: signingKeyProblem(key, this.now()) };
+    if (this.tested.problem) return this.tested.problem;
+    return Date.parse(key.certificate.validTo) <= this.now() ? `the signing certificate expired on ${key.certificate.validTo}` : undefined;
   }
 
   check(): Promise<ReadinessReport> {
@@ -93,7 +101,7 @@ export class Readiness {
         }
       }),
     );
-    const problems: Array<readonly [string, string | undefined]> = [['config', undefined], ['signing_key', this.keyProblem], ...results];
+    const problems: Array<readonly [string, string | undefined]> = [['config', undefined], ['signing_key', this.keyProblem()], ...results];
     const checks: Record<string, 'ok' | 'failed'> = {};
     const failed: string[] = [];
     for (const [name, problem] of problems) {

@@ -193,7 +193,8 @@ describe('the compose wiring, run without containers', () => {
   it('auth initialises the data volume and prints the admin password', async () => {
     expect(adminPassword.length).toBeGreaterThanOrEqual(20);
     expect(firstOutput).toContain('auth:\n  token:\n    realm: ');
-    expect((await readdir(volumes.get('auth-data') as string)).sort()).toEqual(expect.arrayContaining(['config.yml', 'token.crt', 'token.key']));
+    expect((await readdir(volumes.get('auth-data') as string)).sort()).toEqual(expect.arrayContaining(['config.yml', 'keys']));
+    expect(await readdir(join(volumes.get('auth-data') as string, 'keys'))).toEqual(expect.arrayContaining(['bundle.pem', 'jwks.json', 'keyring.json']));
   });
 
   it("init, in the compose environment (STS_ADDR=:5001), prints the realm, service and issuer the registry is given", async () => {
@@ -211,7 +212,10 @@ describe('the compose wiring, run without containers', () => {
   it('puts only the public certificate in the bundle volume the registry mounts', async () => {
     const bundle = volumes.get('auth-bundle') as string;
     expect(await readdir(bundle)).toEqual(['token.crt']);
-    expect(await readFile(join(bundle, 'token.crt'), 'utf8')).toBe(await readFile(join(volumes.get('auth-data') as string, 'token.crt'), 'utf8'));
+    const published = await readFile(join(bundle, 'token.crt'), 'utf8');
+    expect(published).toBe(await readFile(join(volumes.get('auth-data') as string, 'keys', 'bundle.pem'), 'utf8'));
+    expect(published).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
+    expect(published).not.toContain('PRIVATE KEY');
   });
 
   it('the registry challenges with the realm and service of the compose file', async () => {
@@ -252,7 +256,7 @@ describe('the compose wiring, run without containers', () => {
   });
 
   it('a restart keeps the key and password: init reports the existing config and the server starts', async () => {
-    const keyBefore = await readFile(join(volumes.get('auth-data') as string, 'token.key'), 'utf8');
+    const keyringBefore = await readFile(join(volumes.get('auth-data') as string, 'keys', 'keyring.json'), 'utf8');
     // Stop the first incarnation as `docker compose stop` does: SIGTERM to the container's PID 1.
     const first = firstAuth as ChildProcess;
     const firstExit = new Promise<number | null>((r) => (first.exitCode !== null ? r(first.exitCode) : first.once('exit', r)));
@@ -262,7 +266,7 @@ describe('the compose wiring, run without containers', () => {
     try {
       expect(running.output()).toContain('exists already');
       expect(running.output()).not.toMatch(/shown only this once/);
-      expect(await readFile(join(volumes.get('auth-data') as string, 'token.key'), 'utf8')).toBe(keyBefore);
+      expect(await readFile(join(volumes.get('auth-data') as string, 'keys', 'keyring.json'), 'utf8')).toBe(keyringBefore);
       const res = await fetch(`${running.url}/auth?service=docker-registry&scope=repository:admin/app:pull`, { headers: { authorization: basic() } });
       expect(res.status).toBe(200);
     } finally {

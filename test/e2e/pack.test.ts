@@ -134,8 +134,12 @@ describe('the npm package', () => {
     expectOk(result, 'npx sts-docker-auth init');
     initOutput = result.stdout;
     expect(initOutput).toMatch(/The admin password, shown only this once: \S{20,}/);
-    expect(initOutput).toContain(`rootcertbundle: ${JSON.stringify(join(dataDir(), 'token.crt'))}`);
-    for (const file of ['config.yml', 'token.key', 'token.crt']) expect(existsSync(join(dataDir(), file)), file).toBe(true);
+    expect(initOutput).toContain(`rootcertbundle: ${JSON.stringify(join(dataDir(), 'keys', 'bundle.pem'))}`);
+    for (const file of ['config.yml', 'keys/keyring.json', 'keys/bundle.pem', 'keys/jwks.json']) expect(existsSync(join(dataDir(), file)), file).toBe(true);
+
+    const keys = await run('npx', ['--no', 'sts-docker-auth', 'keys', 'list'], { cwd: app, env: { STS_DATA_DIR: dataDir() } });
+    expectOk(keys, 'npx sts-docker-auth keys list');
+    expect(keys.stdout).toMatch(/^active +[A-Z2-7]{4}(:[A-Z2-7]{4}){11} +\S{43} +ES256 /m);
 
     const again = await run('npx', ['--no', 'sts-docker-auth', 'init'], { cwd: app, env: { STS_DATA_DIR: dataDir() } });
     expectOk(again, 'the second init');

@@ -22,15 +22,18 @@ describe('first start with nothing prepared', () => {
   it('creates key, certificate, config and admin, prints the password once and the registry block', async () => {
     const served = await serveCli([], env());
     try {
+      // The password goes to stderr just before "listening" goes to stdout; two pipes, read in any order.
+      for (let waited = 0; !served.stderr().includes('rootcertbundle') && waited < 5_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
       const printed = served.stderr();
       adminPassword = /admin password, shown only this once: (\S+)/.exec(printed)?.[1] ?? '';
       expect(adminPassword.length).toBeGreaterThanOrEqual(20);
-      expect(printed).toMatch(/auth:\n {2}token:\n {4}realm: "http:\/\/127\.0\.0\.1:\d+\/auth"\n {4}service: "docker-registry"\n {4}issuer: "sts-docker-auth"\n {4}rootcertbundle: ".*token\.crt"/);
+      expect(printed).toMatch(/auth:\n {2}token:\n {4}realm: "http:\/\/127\.0\.0\.1:\d+\/auth"\n {4}service: "docker-registry"\n {4}issuer: "sts-docker-auth"\n {4}rootcertbundle: ".*keys\/bundle\.pem"/);
 
       const data = join(dataDir, 'data');
-      expect((await stat(join(data, 'token.key'))).mode & 0o077).toBe(0);
+      const [first] = (JSON.parse(await readFile(join(data, 'keys', 'keyring.json'), 'utf8')) as { keys: { key: string; certificate: string }[] }).keys;
+      expect((await stat(join(data, 'keys', first?.key ?? ''))).mode & 0o077).toBe(0);
       expect((await stat(join(data, 'config.yml'))).mode & 0o077).toBe(0);
-      const cert = new X509Certificate(await readFile(join(data, 'token.crt')));
+      const cert = new X509Certificate(await readFile(join(data, 'keys', first?.certificate ?? '')));
       expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
       const config = parse(await readFile(join(data, 'config.yml'), 'utf8'));
       expect(await verifyPassword(adminPassword, config.users.admin.password)).toBe(true);
@@ -50,11 +53,11 @@ describe('first start with nothing prepared', () => {
   });
 
   it('reuses what is there on the next start, printing no password', async () => {
-    const before = await readFile(join(dataDir, 'data', 'token.key'), 'utf8');
+    const before = await readFile(join(dataDir, 'data', 'keys', 'keyring.json'), 'utf8');
     const served = await serveCli([], env());
     try {
       expect(served.stderr()).not.toMatch(/admin password/);
-      expect(await readFile(join(dataDir, 'data', 'token.key'), 'utf8')).toBe(before);
+      expect(await readFile(join(dataDir, 'data', 'keys', 'keyring.json'), 'utf8')).toBe(before);
     } finally {
       expect(await served.stop('SIGINT')).toBe(0);
     }
@@ -82,7 +85,7 @@ describe('graceful shutdown', () => {
     const data = join(dataDir, 'data');
     const slowHash = await hashPassword('slow-pw', 13); // ~0.5 s to check: still running when the signal lands
     const file = join(data, 'slow.yml');
-    await writeFile(file, `token: {issuer: i, certificate: token.crt, key: token.key}\nusers: {slow: {password: "${slowHash}"}}\nacl: []\n`);
+    await writeFile(file, `token: {issuer: i, keyring: {dir: keys}}\nusers: {slow: {password: "${slowHash}"}}\nacl: []\n`);
     const served = await serveCli(['--config', file], env());
     const pending = fetch(`${served.url}/auth?service=x`, { headers: { authorization: `Basic ${Buffer.from('slow:slow-pw').toString('base64')}` } });
     await new Promise((r) => setTimeout(r, 100));
@@ -192,7 +195,7 @@ describe('registry-config', () => {
     expect(res.stdout).toContain('signingalgorithms: [ES256]');
     expect(res.stdout).toContain(`jwks: "${jwks}"`);
     expect(res.stdout).toContain('"bearer"');
-    expect(await readFile(bundle, 'utf8')).toBe(await readFile(join(dataDir, 'data', 'token.crt'), 'utf8'));
+    expect(await readFile(bundle, 'utf8')).toBe(await readFile(join(dataDir, 'data', 'keys', 'bundle.pem'), 'utf8'));
     const set = JSON.parse(await readFile(jwks, 'utf8'));
     expect(set.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' });
     expect(set.keys[0].kid).toMatch(/^[A-Z2-7]{4}(:[A-Z2-7]{4}){11}$/);
