@@ -61,6 +61,8 @@ async function serve(configOption: string | undefined, workersSetting: number | 
     configPath = init.configPath;
     adminPassword = init.adminPassword;
   }
+  // The text the server starts with: a change made while it starts is applied once it runs.
+  let lastText = await readFile(configPath, 'utf8').catch(() => '');
   const loaded = await loadConfig(configPath);
   const logger = createLogger({ level: process.env.STS_LOG_LEVEL ?? 'info' });
   const showAdminPassword = (url: string) => {
@@ -120,7 +122,6 @@ async function serve(configOption: string | undefined, workersSetting: number | 
   process.on('SIGUSR2', () => server.reopenAuditFile());
   // SIGHUP or a changed file reloads the config; an invalid file keeps the old one running.
   const file = configPath;
-  let lastText = await readFile(file, 'utf8').catch(() => '');
   let reloading = Promise.resolve();
   const reload = (trigger: string, force: boolean) => {
     reloading = reloading.then(async () => {
@@ -137,6 +138,7 @@ async function serve(configOption: string | undefined, workersSetting: number | 
   if (hupDuringStart) reload('SIGHUP during start', true);
   // Not persistent: the watch never keeps a stopping process alive.
   watchConfigFile(file, () => reload('file changed', false));
+  reload('file changed during start', false);
   // `keys activate` (or rotate, prune) rewrote keyring.json: load the keyring again.
   const keyringDir = loaded.keyring?.dir;
   if (keyringDir) {

@@ -36,6 +36,8 @@ import { planReload, type ReloadResult } from './reload.js';
 import { keyringView } from '../token/keyring.js';
 import type { SigningKey } from '../token/keys.js';
 import type { Server as TlsServer } from 'node:tls';
+import type { Server as HttpServer } from 'node:http';
+import { moveListener, retireListener } from './listener.js';
 
 export interface ServerOptions {
   /**
@@ -271,6 +273,37 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
     await app.register(loginPageRoutes, { loaded, store, directory, ...(options.now ? { now: options.now } : {}) });
   }
 
+  // The listening server: Fastify's own, until a reload moves server.addr or switches between
+  // HTTP and HTTPS; then a new one with the same handlers, and the old one finishes its requests.
+  let listener: HttpServer = app.server;
+  let listening: ListenAddress | undefined;
+  const retiring: Promise<void>[] = [];
+  const urlOf = (at: ListenAddress, https: boolean) => {
+    const shownHost = at.host === '::' || at.host === '0.0.0.0' ? '127.0.0.1' : at.host.includes(':') ? `[${at.host}]` : at.host;
+    return `${https ? 'https' : 'http'}://${shownHost}:${at.port}`;
+  };
+  const boundTo = (server: HttpServer, host: string, fallbackPort: number): ListenAddress => {
+    const bound = server.address();
+    return { host, port: typeof bound === 'object' && bound ? bound.port : fallbackPort };
+  };
+
+  /** Moves the listener when the reload asks for it; false (and a logged reason) when it cannot. */
+  const followListener = async (from: LoadedConfig, to: LoadedConfig): Promise<boolean> => {
+    const addrChanged = from.config.server.addr !== to.config.server.addr;
+    if (!listening || (!addrChanged && Boolean(from.tls) === Boolean(to.tls))) return false;
+    const target = addrChanged ? parseListenAddress(to.config.server.addr) : listening;
+    try {
+      const fresh = await moveListener(listener, listening, target, to.tls);
+      retiring.push(retireListener(listener));
+      listener = fresh;
+      listening = boundTo(fresh, target.host, target.port);
+      logger.info({ url: urlOf(listening, Boolean(to.tls)) }, 'listening on the new address; the old one takes no new connections and finishes its requests');
+      return true;
+    } catch (err) {
+      throw new Error(`cannot listen on ${to.config.server.addr}${to.tls ? ' (HTTPS)' : ''}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+
   return {
     app,
     get config() {
@@ -284,13 +317,28 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       return active.signer;
     },
     async reload(next) {
-      const { effective, result } = planReload(active.loaded, next);
+      const planned = planReload(active.loaded, next);
+      const { result } = planned;
+      let { effective } = planned;
+      let listenerMoved = false;
+      try {
+        listenerMoved = await followListener(active.loaded, effective);
+      } catch (err) {
+        // The rest of the file applies; the listener stays where it is, and so does its setting.
+        const { addr, certificate, key } = active.loaded.config.server;
+        const server = { ...effective.config.server, addr, certificate, key };
+        if (certificate === undefined) delete server.certificate;
+        if (key === undefined) delete server.key;
+        const { tls: _tls, ...rest } = effective;
+        effective = { ...rest, config: Object.freeze({ ...effective.config, server }), ...(active.loaded.tls ? { tls: active.loaded.tls } : {}) };
+        logger.error({ listening: listening && urlOf(listening, Boolean(active.loaded.tls)) }, `config reload: ${(err as Error).message}; the server goes on listening where it did`);
+      }
       const built = build(effective);
-      let tlsReloaded = false;
+      let tlsReloaded = listenerMoved && Boolean(effective.tls);
       const { tls } = effective;
-      if (tls && (tls.cert !== active.loaded.tls?.cert || tls.key !== active.loaded.tls.key)) {
+      if (!listenerMoved && tls && (tls.cert !== active.loaded.tls?.cert || tls.key !== active.loaded.tls.key)) {
         // Open connections keep their session; new handshakes get the new certificate.
-        (app.server as unknown as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
+        (listener as unknown as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
         tlsReloaded = true;
       }
       const keyChanged = built.signer.key.thumbprint !== active.signer.key.thumbprint;
@@ -302,8 +350,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       if (result.restartRequired.length > 0) {
         logger.warn({ settings: result.restartRequired }, `config reload: ${result.restartRequired.join(', ')} changed; restart to apply (the old values stay in force)`);
       }
-      logger.info({ changed: result.changed, tlsReloaded }, 'config reloaded');
-      return { ...result, tlsReloaded };
+      logger.info({ changed: result.changed, tlsReloaded, listenerMoved }, 'config reloaded');
+      return { ...result, tlsReloaded, listenerMoved };
     },
     metrics,
     reopenAuditFile: () => auditOutput?.reopen(),
@@ -312,10 +360,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       const host = address?.host ?? configured.host;
       const port = address?.port ?? configured.port;
       await app.listen({ host, port });
-      const bound = app.server.address();
-      const boundPort = typeof bound === 'object' && bound ? bound.port : port;
-      const shownHost = host === '::' || host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-      return `${loaded.tls ? 'https' : 'http'}://${shownHost}:${boundPort}`;
+      listening = boundTo(app.server, host, port);
+      return urlOf(listening, Boolean(loaded.tls));
     },
     async close() {
       // Requests in flight finish; keep-alive connections that turn idle meanwhile are closed as
@@ -323,7 +369,8 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       clearTimeout(activationTimer);
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
-        await app.close();
+        if (listener !== app.server) retiring.push(retireListener(listener));
+        await Promise.all([app.close(), ...retiring]);
       } finally {
         clearInterval(sweep);
         if (ownsStore) await store?.close();

@@ -12,17 +12,19 @@ export interface ReloadResult {
   readonly restartRequired: string[];
   /** True when the listener's TLS certificate or key was replaced. */
   readonly tlsReloaded: boolean;
+  /** True when the server now listens on a new address or protocol (server.addr, HTTP/HTTPS). */
+  readonly listenerMoved: boolean;
 }
 
 type ServerSection = Config['server'];
 
 /**
- * Settings read once, at start: the listener, the route prefix and the plugins registered with
+ * Settings read once, at start: the number of workers, the route prefix and the plugins registered with
  * them, the store connection, the metrics and audit destinations, the login pages and the lockout
  * counters. Changing them at runtime would half-apply (a route on one prefix, its links on
  * another), so a reload keeps the old values and says "restart to apply".
  */
-const RESTART_SERVER_KEYS = ['addr', 'workers', 'path_prefix', 'real_ip_header', 'real_ip_pos', 'trusted_proxies', 'hsts', 'public_url'] as const;
+const RESTART_SERVER_KEYS = ['workers', 'path_prefix', 'real_ip_header', 'real_ip_pos', 'trusted_proxies', 'hsts', 'public_url'] as const;
 const RESTART_SECTIONS = ['store', 'metrics', 'audit', 'sso', 'lockout'] as const;
 
 function sectionNames(config: Readonly<Config>): string[] {
@@ -40,7 +42,7 @@ export function changedSections(before: Readonly<Config>, after: Readonly<Config
  * The config to run after a reload: `next`, except for the settings only a restart applies,
  * which keep their `current` values (and are listed in restartRequired).
  */
-export function planReload(current: LoadedConfig, next: LoadedConfig): { effective: LoadedConfig; result: Omit<ReloadResult, 'tlsReloaded'> } {
+export function planReload(current: LoadedConfig, next: LoadedConfig): { effective: LoadedConfig; result: Omit<ReloadResult, 'tlsReloaded' | 'listenerMoved'> } {
   const before = current.config;
   const after = next.config;
   const restartRequired: string[] = [];
@@ -53,16 +55,8 @@ export function planReload(current: LoadedConfig, next: LoadedConfig): { effecti
       else server[key] = oldServer[key];
     }
   }
-  // TLS material is swapped in place, but switching between HTTP and HTTPS needs a new listener.
-  let tls = next.tls;
-  if (Boolean(current.tls) !== Boolean(next.tls)) {
-    restartRequired.push('server.certificate');
-    tls = current.tls;
-    for (const key of ['certificate', 'key'] as const) {
-      if (before.server[key] === undefined) delete server[key];
-      else server[key] = before.server[key];
-    }
-  }
+  // The listener (server.addr, HTTP or HTTPS) follows in StsServer.reload: it moves or swaps its certificate.
+  const tls = next.tls;
   const config: Record<string, unknown> = { ...after, server: server as ServerSection };
   for (const section of RESTART_SECTIONS) {
     if (!isDeepStrictEqual(before[section], after[section])) {

@@ -18,6 +18,8 @@ import { serveCli, type Served } from '../helpers/cli.js';
 import { baseConfig, decodeJwt, hash, loadTestConfig, makeKeyDir, writeConfig, type KeyDir } from '../helpers/fixtures.js';
 import { basic, MemoryAudit, startInProcess } from '../helpers/server.js';
 import { createServer } from '../../src/server/app.js';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { freePort } from '../helpers/free-port.js';
 
 let keys: KeyDir;
 let served: Served | undefined;
@@ -58,7 +60,7 @@ describe('StsServer.reload (in process)', () => {
     };
     expect(await ask()).toEqual(['pull']);
     const result = await server.reload(await loadTestConfig(keys, withAcl(['pull', 'push'])));
-    expect(result).toEqual({ changed: ['acl'], restartRequired: [], tlsReloaded: false });
+    expect(result).toEqual({ changed: ['acl'], restartRequired: [], tlsReloaded: false, listenerMoved: false });
     expect(await ask()).toEqual(['pull', 'push']);
     await server.close();
   });
@@ -78,20 +80,75 @@ describe('StsServer.reload (in process)', () => {
     await server.close();
   });
 
-  it('a change to server.addr is refused with a restart warning; the rest applies', async () => {
+  it('a new server.addr moves the listener: the new address answers, the old one finishes its open request and takes no more', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const slowPw = await hash('slow-pw', 12);
+    const config = (addr: string, actions: string[]) =>
+      baseConfig({ server: { addr }, users: { alice: { password: alicePw }, slow: { password: slowPw } }, acl: [{ match: { account: '/alice|slow/' }, actions }] });
+    const server = await createServer(await loadTestConfig(keys, config('127.0.0.1:0', ['pull'])), { logger, audit: new MemoryAudit() });
+    const oldUrl = await server.listen();
+    const port = await freePort();
+    // A slow request (bcrypt cost 12) is in flight on the old listener when it moves.
+    const inFlight = fetch(`${oldUrl}/auth?service=test-registry&scope=${SCOPE}`, { headers: { authorization: basic('slow', 'slow-pw') } });
+    await sleep(30);
+    const result = await server.reload(await loadTestConfig(keys, config(`127.0.0.1:${port}`, ['pull', 'push'])));
+    expect(result).toEqual({ changed: ['acl', 'server'], restartRequired: [], tlsReloaded: false, listenerMoved: true });
+    expect(server.config.config.server.addr).toBe(`127.0.0.1:${port}`);
+    expect(await tokenActions(`http://127.0.0.1:${port}`)).toEqual(['pull', 'push']);
+    expect((await inFlight).status).toBe(200);
+    await expect(fetch(`${oldUrl}/healthz`)).rejects.toThrow();
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; url?: string });
+    expect(logged.find((l) => l.msg.startsWith('listening on the new address'))?.url).toBe(`http://127.0.0.1:${port}`);
+    await server.close();
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  }, 20_000);
+
+  it('an address that is taken keeps the old listener (and its setting); the rest applies', async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info' }, { write: (line: string) => void lines.push(line) });
     const server = await createServer(await loadTestConfig(keys, withAcl(['pull'])), { logger, audit: new MemoryAudit() });
-    const next = withAcl(['pull', 'push'], { server: { addr: '127.0.0.1:5999' } });
-    const result = await server.reload(await loadTestConfig(keys, next));
-    expect(result.restartRequired).toEqual(['server.addr']);
-    const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; changed?: string[] });
-    expect(logged.find((l) => l.level === 40)?.msg).toMatch(/server\.addr.*restart to apply/);
-    expect(logged.find((l) => l.msg === 'config reloaded')?.changed).toEqual(['acl', 'server']);
-    expect(result.changed).toEqual(['acl', 'server']);
-    expect(server.config.config.server.addr).toBe('127.0.0.1:0');
-    const res = await server.app.inject({ url: `/auth?service=test-registry&scope=${SCOPE}`, headers: { authorization: basic('alice', 'alice-pw') } });
-    expect(granted(res.json<{ token: string }>().token)).toEqual(['pull', 'push']);
+    const url = await server.listen();
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as AddressInfo).port;
+    try {
+      const result = await server.reload(await loadTestConfig(keys, withAcl(['pull', 'push'], { server: { addr: `127.0.0.1:${taken}` } })));
+      expect(result.listenerMoved).toBe(false);
+      expect(server.config.config.server.addr).toBe('127.0.0.1:0');
+      expect(await tokenActions(url)).toEqual(['pull', 'push']);
+      const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(logged.find((l) => l.level === 50)?.msg).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken}: .*EADDRINUSE.*; the server goes on listening where it did`));
+    } finally {
+      blocker.close();
+      await server.close();
+    }
+  });
+
+  it('switches between HTTP and HTTPS on the same port', async () => {
+    const tlsPair = await generateSigningKey();
+    await writeFile(join(keys.dir, 'listener.crt'), tlsPair.certPem);
+    await writeFile(join(keys.dir, 'listener.key'), tlsPair.keyPem);
+    const port = await freePort();
+    const plain = withAcl(['pull'], { server: { addr: `127.0.0.1:${port}` } });
+    const server = await createServer(await loadTestConfig(keys, plain), { logger: createLogger({ level: 'silent' }), audit: new MemoryAudit() });
+    expect(await server.listen()).toBe(`http://127.0.0.1:${port}`);
+    const httpsGet = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(`https://127.0.0.1:${port}/healthz`, { ca: tlsPair.certPem, checkServerIdentity: () => undefined }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const result = await server.reload(await loadTestConfig(keys, withAcl(['pull'], { server: { addr: `127.0.0.1:${port}`, certificate: 'listener.crt', key: 'listener.key' } })));
+    expect(result).toMatchObject({ restartRequired: [], tlsReloaded: true, listenerMoved: true });
+    expect(await httpsGet()).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    const back = await server.reload(await loadTestConfig(keys, plain));
+    expect(back.listenerMoved).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     await server.close();
   });
 
@@ -158,6 +215,24 @@ describe('serve (built CLI)', () => {
     await until(async () => current.stdout().slice(before).includes('config reload failed'), 3000);
     expect(current.stdout().slice(before)).toContain('acl[0].match.account');
     expect(await tokenActions(url)).toEqual(['push']);
+  }, 30_000);
+
+  it.each([
+    ['one process', 1],
+    ['server.workers 2: each worker moves', 2],
+  ])('%s: a config file with a new server.addr moves the listener without a restart', async (_name, workers) => {
+    const [first, second] = [await freePort(), await freePort()];
+    const path = await writeConfig(keys, withAcl(['pull'], { server: { addr: `127.0.0.1:${first}`, workers } }), 'moving.yml');
+    served = await serveCli(['--config', path], { STS_ADDR: '', STS_LOG_LEVEL: 'info' });
+    expect(served.url).toBe(`http://127.0.0.1:${first}`);
+    const pid = served.child.pid;
+    await replaceConfig(path, withAcl(['pull', 'push'], { server: { addr: `127.0.0.1:${second}`, workers } }));
+    await until(async () => (await fetch(`http://127.0.0.1:${second}/healthz`).catch(() => undefined))?.status === 200, 5000);
+    expect(await tokenActions(`http://127.0.0.1:${second}`)).toEqual(['pull', 'push']);
+    // Every worker has moved when the old port refuses connections.
+    await until(async () => (await fetch(`http://127.0.0.1:${first}/healthz`).then(() => false, () => true)), 5000);
+    expect(served.child.pid).toBe(pid);
+    expect(served.child.exitCode).toBeNull();
   }, 30_000);
 
   it.each([
