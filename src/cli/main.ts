@@ -8,7 +8,7 @@ import { watchConfigFile } from '../config/watch.js';
 import { reloadFromFile } from '../server/reload.js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MANIFEST_FILE } from '../token/keyring-files.js';
+import { MANIFEST_FILE, readManifest } from '../token/keyring-files.js';
 import { distribution2Block } from '../config/registry-config.js';
 import { createLogger } from '../observability/logger.js';
 import { createServer, prepareStore } from '../server/app.js';
@@ -140,10 +140,14 @@ async function serve(configOption: string | undefined, workersSetting: number | 
   watchConfigFile(file, () => reload('file changed', false));
   reload('file changed during start', false);
   // `keys activate` (or rotate, prune) rewrote keyring.json: load the keyring again.
-  const keyringDir = loaded.keyring?.dir;
-  if (keyringDir) {
-    await mkdir(keyringDir, { recursive: true, mode: 0o700 });
-    watchConfigFile(join(keyringDir, MANIFEST_FILE), () => reload('keyring changed', true));
+  const keyring = loaded.keyring;
+  if (keyring) {
+    await mkdir(keyring.dir, { recursive: true, mode: 0o700 });
+    watchConfigFile(join(keyring.dir, MANIFEST_FILE), () => reload('keyring changed', true));
+    // A `keys activate` between loading the keyring and watching it would go unseen until the next one.
+    const started = JSON.stringify(keyring.keys.flatMap((k) => (k.source === 'config' ? [] : [k.source])));
+    const now = await readManifest(keyring.dir).catch(() => undefined);
+    if (now && JSON.stringify(now.keys) !== started) reload('keyring changed during start', true);
   }
   // A worker whose primary is gone has nobody to restart or stop it: it finishes and exits.
   if (cluster.isWorker) process.on('disconnect', () => stop('primary gone'));

@@ -82,6 +82,8 @@ describe('key rotation with a running server, registry 2.8 and skopeo', () => {
   it('rotates the signing key while clients keep working, old tokens included', async () => {
     const [first] = await keys();
     expect(first?.state).toBe('active');
+    // What the server loaded is what keyring.json says: no second load at start.
+    expect(server.logs()).not.toContain('changed during start');
     await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `admin:${password}`, image.reference, `docker://${registry.host}/admin/app:v1`]);
     const oldToken = await token();
     expect(headerOf(oldToken).kid).toBe(first?.kid);
