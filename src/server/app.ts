@@ -26,7 +26,7 @@ import { StoreRefreshTokenIssuer } from '../token/refresh.js';
 import { parseListenAddress, type ListenAddress } from './listen.js';
 import { observeAuthenticators } from '../authn/chain.js';
 import { observeAuthorizers } from '../authz/chain.js';
-import { Metrics, warnIfCertificateExpiresSoon } from '../observability/metrics.js';
+import { CERTIFICATE_WARNING_DAYS, certificateExpiry, Metrics, warnIfCertificateExpiresSoon } from '../observability/metrics.js';
 import { openAuditOutput, type AuditOutput } from '../observability/audit-destination.js';
 import { countRequests, meteredAudit, metricsRoutes } from './metrics-route.js';
 import { healthRoutes, Readiness } from './health-route.js';
@@ -184,9 +184,26 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
   metrics?.setCertificate(signer.key);
   const build = (next: LoadedConfig) => buildIssuer(next, { ...options, store, lockout, metrics });
 
+  // The warning also comes while the server runs: when the 30 days begin, and when it expires.
+  let expiryTimer: NodeJS.Timeout | undefined;
+  const watchExpiry = () => {
+    clearTimeout(expiryTimer);
+    const expiresMs = certificateExpiry(active.signer.key) * 1000;
+    const now = clock();
+    const next = [expiresMs - CERTIFICATE_WARNING_DAYS * 86_400_000, expiresMs].find((t) => t >= now);
+    if (next === undefined) return;
+    expiryTimer = setTimeout(() => {
+      warnIfCertificateExpiresSoon(active.signer.key, logger, clock());
+      watchExpiry();
+    }, Math.min(next - now + 1000, 2 ** 31 - 1));
+    expiryTimer.unref();
+  };
+  watchExpiry();
+
   const announceKey = (key: SigningKey) => {
     metrics?.setCertificate(key);
     warnIfCertificateExpiresSoon(key, logger, clock());
+    watchExpiry();
     logger.info({ kid: key.libtrustKid, thumbprint: key.thumbprint }, 'a new signing key is active: new tokens are signed with it');
   };
 
@@ -345,7 +362,10 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       active = { loaded: effective, issuer: built.issuer, signer: built.signer };
       // The same key may come with a renewed certificate: the expiry gauge follows either way.
       if (keyChanged) announceKey(built.signer.key);
-      else metrics?.setCertificate(built.signer.key);
+      else {
+        metrics?.setCertificate(built.signer.key);
+        watchExpiry();
+      }
       scheduleActivation();
       if (result.restartRequired.length > 0) {
         logger.warn({ settings: result.restartRequired }, `config reload: ${result.restartRequired.join(', ')} changed; restart to apply (the old values stay in force)`);
@@ -367,6 +387,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
       // Requests in flight finish; keep-alive connections that turn idle meanwhile are closed as
       // soon as they do, or close() would wait for the client to hang up.
       clearTimeout(activationTimer);
+      clearTimeout(expiryTimer);
       const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
       try {
         if (listener !== app.server) retiring.push(retireListener(listener));

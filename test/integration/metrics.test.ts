@@ -4,9 +4,9 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { certificateExpiry, warnIfCertificateExpiresSoon } from '../../src/observability/metrics.js';
-import type { StsServer } from '../../src/server/app.js';
-import { baseConfig, hash, makeKeyDir, type KeyDir } from '../helpers/fixtures.js';
-import { basic, startInProcess } from '../helpers/server.js';
+import { createServer, type StsServer } from '../../src/server/app.js';
+import { baseConfig, hash, loadTestConfig, makeKeyDir, type KeyDir } from '../helpers/fixtures.js';
+import { basic, MemoryAudit, startInProcess } from '../helpers/server.js';
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 const TOKEN = 'metrics-bearer-token-0123456789';
@@ -247,5 +247,22 @@ describe('signing certificate expiry warning', () => {
     const line = JSON.parse(late.lines[0] as string) as Record<string, unknown>;
     expect(line).toMatchObject({ level: 40, kid: key.libtrustKid, days_left: 10 });
     expect(String(line.msg)).toMatch(/less than 30 days/);
+  });
+
+  it('warns while running, when the 30 days begin, without a restart or reload', async () => {
+    const key = server.signer.key;
+    const thirtyDaysBefore = certificateExpiry(key) * 1000 - 30 * 86_400_000;
+    // A clock that runs, 1.5 s short of the 30 days before expiry.
+    const offset = thirtyDaysBefore - 1_500 - Date.now();
+    const { lines, logger } = capture();
+    const running = await createServer(await loadTestConfig(keys, baseConfig({ users: { '': {} } })), { logger, audit: new MemoryAudit(), now: () => Date.now() + offset });
+    try {
+      const warned = () => lines.some((l) => /less than 30 days/.test(l));
+      expect(warned()).toBe(false);
+      for (let waited = 0; !warned() && waited < 10_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+      expect(warned()).toBe(true);
+    } finally {
+      await running.close();
+    }
   });
 });
