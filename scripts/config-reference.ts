@@ -5,7 +5,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { configSchema, durationSchema } from '../src/config/schema.js';
+import { configSchema } from '../src/config/schema.js';
+import { durationSchema } from '../src/config/duration.js';
 import { schemaKeys, uniqueKeys, type SchemaKey } from '../src/config/schema-walk.js';
 
 export const CONFIG_KEYS_PATH = fileURLToPath(new URL('../docs/config-keys.md', import.meta.url));

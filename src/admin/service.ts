@@ -1,4 +1,5 @@
-import { aclRuleSchema, durationSchema } from '../config/schema.js';
+import { aclRuleSchema } from '../config/schema.js';
+import { durationSchema } from '../config/duration.js';
 import type { LoadedConfig } from '../config/load.js';
 import { AclCompileError, compileAcl } from '../authz/acl/index.js';
 import { parseScopeLimit, ScopeLimitError } from '../authz/scope-limit.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ssoSchema } from '../sso/config.js';
+import { durationSchema } from './duration.js';
 import { trustedIssuersSchema } from '../authn/workload.js';
 import { extAuthSchema } from '../authn/ext.js';
 import { webhookAuthSchema } from '../authn/webhook.js';
@@ -62,21 +63,6 @@ export const serverSchema = z.strictObject({
     .optional()
     .describe('the URL clients reach this server at; used for the realm in registry-config'),
 });
-
-const DURATION = /^(\d+)(s|m|h|d)$/;
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** A duration in whole seconds, or a string such as `90s`, `15m`, `12h`, `30d`; parsed to seconds. */
-export const durationSchema = z.union([
-  z.int().positive(),
-  z
-    .string()
-    .regex(DURATION, 'must be a number of seconds or a duration such as 90s, 15m, 12h or 30d')
-    .transform((value) => {
-      const [, amount, unit] = DURATION.exec(value) as RegExpExecArray;
-      return Number(amount) * (UNIT_SECONDS[unit as string] as number);
-    }),
-]);
 
 export const tokenSchema = z.strictObject({
   issuer: nonEmpty.describe("the iss claim; must equal the registry's auth.token.issuer"),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { durationSchema } from '../config/duration.js';
 
 /**
  * The `sso` section: single sign-on in the browser. A person signs in at `<prefix>/login` with an
@@ -16,8 +17,6 @@ const PROVIDER_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 // Claim names become label keys, which the store limits to these characters.
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const HOST = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/;
-const DURATION = /^(\d+)(s|m|h|d)$/;
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** Loopback hosts may be reached over plain HTTP (development and tests); anything else needs HTTPS. */
 export function isLoopbackHost(hostname: string): boolean {
@@ -35,17 +34,6 @@ const baseUrl = (what: string) => httpsUrl(what).transform((value) => value.repl
 
 const claimName = z.string().regex(LABEL_KEY, 'must be a claim name of letters, digits, ".", "_" or "-" (it becomes a label name)');
 
-// A duration as the rest of the config writes it: seconds, or 90s, 15m, 12h, 30d.
-const duration = z.union([
-  z.int().positive(),
-  z
-    .string()
-    .regex(DURATION, 'must be a number of seconds or a duration such as 90s, 15m, 12h or 30d')
-    .transform((value) => {
-      const [, amount, unit] = DURATION.exec(value) as RegExpExecArray;
-      return Number(amount) * (UNIT_SECONDS[unit as string] as number);
-    }),
-]);
 
 export const restrictionsSchema = z.strictObject({
   organizations: z
@@ -145,7 +133,7 @@ export const ssoSchema = z
     session_secret_file: nonEmpty
       .default('session.key')
       .describe('at least 32 random bytes that sign the login cookies; created on first start in the data folder'),
-    token_lifetime: duration.default(30 * 86_400).describe('how long the access token minted at sign-in lives'),
+    token_lifetime: durationSchema.default(30 * 86_400).describe('how long the access token minted at sign-in lives'),
     token_scopes: z
       .array(nonEmpty)
       .min(1)
