@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { Client, ResultCodeError, type Entry } from 'ldapts';
+import type { Client, Entry } from 'ldapts';
+import { ldapts } from './ldapts.js';
 import { BackendUnavailableError } from './errors.js';
 
 /**
@@ -67,7 +68,7 @@ export class LdapConnection {
       this.secureOpened = true;
       return this.track(typeof first === 'number' ? tls.connect(first, host ?? endpoint.host, options ?? {}) : tls.connect(first));
     }) as typeof tls.connect;
-    this.client = new Client({
+    this.client = new (ldapts().Client)({
       url: `${endpoint.tls === 'always' ? 'ldaps' : 'ldap'}://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`,
       timeout: endpoint.timeoutMs,
       connectTimeout: endpoint.timeoutMs,
@@ -145,7 +146,7 @@ export class LdapConnection {
     try {
       return await Promise.race([operation(), deadline]);
     } catch (err) {
-      if (err instanceof ResultCodeError) throw err;
+      if (err instanceof ldapts().ResultCodeError) throw err;
       this.destroy();
       throw this.outage(what, err);
     } finally {
@@ -266,7 +267,7 @@ export class LdapPool {
           this.idle.push(connection);
           return result;
         } catch (err) {
-          if (err instanceof ResultCodeError) {
+          if (err instanceof ldapts().ResultCodeError) {
             // The server answered; the connection is fine.
             this.idle.push(connection);
             throw err;

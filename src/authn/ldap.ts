@@ -1,11 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { FilterParser, ResultCodeError, type Entry } from 'ldapts';
+import type { Entry } from 'ldapts';
 import { z } from 'zod';
 import type { ConfigIssue } from '../config/errors.js';
 import { CredentialCache } from '../security/credential-cache.js';
 import { BackendUnavailableError } from './errors.js';
+import { ldapts } from './ldapts.js';
 import { LdapConnection, LdapPool, type LdapEndpoint, type SearchScope } from './ldap-connection.js';
 import { commonNameOf, escapeDnValue, escapeFilterValue, fillTemplate } from './ldap-escape.js';
 import { NO_MATCH, type Authenticator, type AuthnResult, type Credentials, type Identity } from './types.js';
@@ -116,7 +117,7 @@ export const ldapAuthSchema = z
           return;
         }
         try {
-          FilterParser.parseString(template.replace(PLACEHOLDER, 'x'));
+          ldapts().FilterParser.parseString(template.replace(PLACEHOLDER, 'x'));
         } catch (err) {
           issue(path, `is not a valid LDAP filter: ${(err as Error).message.split(': ')[0]}`);
         }
@@ -311,7 +312,7 @@ export class LdapAuthenticator implements Authenticator {
     try {
       await this.pool.use((connection) => connection.search('', 'base', '(objectClass=*)', ['1.1'], 1));
     } catch (err) {
-      if (!(err instanceof ResultCodeError)) throw err;
+      if (!(err instanceof ldapts().ResultCodeError)) throw err;
     }
   }
 
@@ -384,7 +385,7 @@ export class LdapAuthenticator implements Authenticator {
       await connection.bind(dn, password);
       return undefined;
     } catch (err) {
-      if (err instanceof ResultCodeError) {
+      if (err instanceof ldapts().ResultCodeError) {
         const why = REFUSED_BIND.get(err.code);
         if (why) return { outcome: 'denied', reason: `the directory refused the bind: ${why}` };
         throw new BackendUnavailableError(this.name, `LDAP server refused the user bind with result ${err.code}: ${err.message}`, { cause: err });
@@ -428,7 +429,7 @@ export class LdapAuthenticator implements Authenticator {
     try {
       return await (on === 'pool' ? this.pool.use(run) : run(on));
     } catch (err) {
-      if (err instanceof ResultCodeError) {
+      if (err instanceof ldapts().ResultCodeError) {
         throw new BackendUnavailableError(this.name, `LDAP search under ${JSON.stringify(base)} failed with result ${err.code}: ${err.message}`, {
           cause: err,
         });
@@ -480,7 +481,7 @@ export class LdapAuthenticator implements Authenticator {
       return connection;
     } catch (err) {
       connection.destroy();
-      if (err instanceof ResultCodeError) {
+      if (err instanceof ldapts().ResultCodeError) {
         throw new BackendUnavailableError(
           this.name,
           `the LDAP server refused the service account ldap_auth.bind_dn (result ${err.code}: ${err.message}); check bind_dn and bind_password_file`,

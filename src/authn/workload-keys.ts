@@ -1,5 +1,17 @@
-import { createLocalJWKSet, errors, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
+import type * as Jose from 'jose';
+import type { FlattenedJWSInput, JSONWebKeySet, JWSHeaderParameters } from 'jose';
 import { BackendUnavailableError } from './errors.js';
+
+let jose: Promise<typeof Jose> | undefined;
+
+/**
+ * jose, imported on first use: only a config with trusted issuers needs it, and it is 180 modules
+ * and about 9 MB that every other server would load at start for nothing (performance.md).
+ */
+export function loadJose(): Promise<typeof Jose> {
+  jose ??= import('jose');
+  return jose;
+}
 
 /** Discovery documents and key sets are small; anything bigger is not what we asked for. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -29,7 +41,7 @@ export interface RemoteKeySetOptions {
   now: () => number;
 }
 
-type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
+type LocalKeySet = ReturnType<typeof Jose.createLocalJWKSet>;
 type VerifyKey = Awaited<ReturnType<LocalKeySet>>;
 
 /**
@@ -55,6 +67,7 @@ export class RemoteKeySet {
 
   /** The key for a token's header, in jose's getKey form. */
   async getKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<VerifyKey> {
+    const { errors } = await loadJose();
     let keys = this.keys;
     if (!keys || this.options.now() - this.fetchedAt >= this.options.refreshMs) keys = await this.reload();
     try {
@@ -67,6 +80,7 @@ export class RemoteKeySet {
   }
 
   private async select(keys: LocalKeySet, header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<VerifyKey> {
+    const { errors } = await loadJose();
     try {
       return await keys(header, token);
     } catch (err) {
@@ -96,6 +110,7 @@ export class RemoteKeySet {
       if (this.options.jwksUrl === undefined) this.jwksUri = undefined;
       throw err;
     }
+    const { createLocalJWKSet } = await loadJose();
     let keys: LocalKeySet;
     try {
       keys = createLocalJWKSet(body as JSONWebKeySet);

@@ -1,4 +1,4 @@
-import { errors, jwtVerify, type JWTPayload } from 'jose';
+import type { errors as JoseErrors, JWTPayload } from 'jose';
 import { z } from 'zod';
 import { compilePattern, PatternError, type Matcher } from '../authz/acl/pattern.js';
 import {
@@ -15,7 +15,7 @@ import {
 } from './claims-template.js';
 import { BackendUnavailableError } from './errors.js';
 import { NO_MATCH, type Authenticator, type AuthnResult, type Credentials } from './types.js';
-import { RemoteKeySet } from './workload-keys.js';
+import { loadJose, RemoteKeySet } from './workload-keys.js';
 
 /**
  * Workload identities: CI jobs (GitHub Actions, GitLab CI), Kubernetes service accounts and any
@@ -246,6 +246,8 @@ class TrustedIssuer {
       return why(`user name ${JSON.stringify(credentials.username.slice(0, 100))} is not allowed with its tokens (only ${JSON.stringify(config.username)})`);
     }
 
+    const jose = await loadJose();
+    const { jwtVerify } = jose;
     let claims: JWTPayload;
     try {
       ({ payload: claims } = await jwtVerify(credentials.password, (header, jws) => this.keys.getKey(header, jws), {
@@ -261,7 +263,7 @@ class TrustedIssuer {
       }));
     } catch (err) {
       if (err instanceof BackendUnavailableError) throw err;
-      if (err instanceof errors.JOSEError) return why(this.explain(err, token));
+      if (err instanceof jose.errors.JOSEError) return why(this.explain(jose.errors, err, token));
       throw err;
     }
 
@@ -287,7 +289,7 @@ class TrustedIssuer {
   }
 
   /** The precise reason for the audit trail; never the token itself. */
-  private explain(err: InstanceType<typeof errors.JOSEError>, token: UnverifiedJwt): string {
+  private explain(errors: typeof JoseErrors, err: InstanceType<typeof JoseErrors.JOSEError>, token: UnverifiedJwt): string {
     if (err instanceof errors.JWTExpired) {
       return err.claim === 'iat' ? `the token is older than max_token_age (${this.config.max_token_age}s)` : 'the token has expired';
     }

@@ -2,13 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
-import { openStore } from './open.js';
 import type { Store } from './types.js';
 
-/** Opens the store the config names (nothing when it names none), without migrating it. */
+/**
+ * Opens the store the config names (nothing when it names none), without migrating it. The
+ * drivers (Kysely, better-sqlite3, pg: about 35 MB and a quarter of a second of start-up) are
+ * imported here, only when the config names a store (performance.md, memory and first token).
+ */
 export async function openConfiguredStore(loaded: LoadedConfig): Promise<Store | undefined> {
   const settings = loaded.config.store;
   if (!settings) return undefined;
+  const { openStore } = await import('./open.js');
   if (settings.driver === 'sqlite') {
     const path = settings.path ?? 'store.db';
     return openStore({ driver: 'sqlite', path: path === ':memory:' || isAbsolute(path) ? path : resolve(loaded.baseDir, path) });
