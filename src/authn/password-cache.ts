@@ -88,7 +88,9 @@ export class PasswordChecker {
   /** Whether `password` matches `hash`, the current hash of `user`. */
   async verify(user: string, password: string, hash: string): Promise<boolean> {
     if (!this.cache) return this.verifyHash(password, hash);
-    const checked = await this.cache.verify(this.backend, user, password, async () => ({ ok: await this.verifyHash(password, hash), hash }));
+    const checked =
+      this.cache.peek(this.backend, user, password)?.result ??
+      (await this.cache.verify(this.backend, user, password, async () => ({ ok: await this.verifyHash(password, hash), hash })));
     if (checked.hash === hash) return checked.ok;
     // Remembered (or checked in flight) against another hash: the password changed meanwhile.
     // Forget it and check against the current one, uncached, this once.

@@ -2,15 +2,21 @@ import type { Identity } from '../authn/types.js';
 import type { ResourceScope } from '../protocol/scope.js';
 import type { AuthzContext, AuthzDecision, Authorizer } from './types.js';
 
-/** The first authorizer with a rule for the scope decides; none means nothing is granted. */
-export async function authorize(
+/**
+ * The first authorizer with a rule for the scope decides; none means nothing is granted. A
+ * synchronous answer (the config's ACL) is used as it is: the result is a promise only once a
+ * backend returned one, so the common case costs no promise and no microtask (performance.md).
+ */
+export function authorize(
   chain: readonly Authorizer[],
   identity: Identity,
   scope: ResourceScope,
   context: AuthzContext,
-): Promise<AuthzDecision> {
-  for (const backend of chain) {
-    const decision = await backend.authorize(identity, scope, context);
+  from = 0,
+): AuthzDecision | Promise<AuthzDecision> {
+  for (let i = from; i < chain.length; i++) {
+    const decision = (chain[i] as Authorizer).authorize(identity, scope, context);
+    if (decision instanceof Promise) return decision.then((d) => d ?? authorize(chain, identity, scope, context, i + 1));
     if (decision) return decision;
   }
   return { actions: [], reason: 'no rule matched' };
@@ -32,19 +38,33 @@ export interface AuthzCallRecorder {
 export function observeAuthorizers(chain: readonly Authorizer[], recorderFor: (authorizer: string) => AuthzCallRecorder): Authorizer[] {
   const wrapped = chain.map((backend): Authorizer => {
     const recorder = recorderFor(backend.name);
+    const answered = (decision: AuthzDecision | null, scope: ResourceScope, started: number): AuthzDecision | null => {
+      recorder.answered((performance.now() - started) / 1000);
+      if (decision && !scope.actions.some((a) => decision.actions.includes(a))) recorder.denied();
+      return decision;
+    };
+    const failed = (err: unknown, started: number): never => {
+      recorder.failed(err, (performance.now() - started) / 1000);
+      throw err;
+    };
     return {
       name: backend.name,
-      async authorize(identity, scope, context) {
+      // Synchronous in, synchronous out: the wrapper adds no promise to a synchronous backend.
+      authorize(identity, scope, context) {
         const started = performance.now();
+        let decision: ReturnType<Authorizer['authorize']>;
         try {
-          const decision = await backend.authorize(identity, scope, context);
-          recorder.answered((performance.now() - started) / 1000);
-          if (decision && !scope.actions.some((a) => decision.actions.includes(a))) recorder.denied();
-          return decision;
+          decision = backend.authorize(identity, scope, context);
         } catch (err) {
-          recorder.failed(err, (performance.now() - started) / 1000);
-          throw err;
+          return failed(err, started);
         }
+        if (decision instanceof Promise) {
+          return decision.then(
+            (d) => answered(d, scope, started),
+            (err: unknown) => failed(err, started),
+          );
+        }
+        return answered(decision, scope, started);
       },
     };
   });

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuthnCallRecorder } from '../authn/chain.js';
 import { BackendUnavailableError } from '../authn/errors.js';
 import type { AuthnResult } from '../authn/types.js';
@@ -6,6 +6,7 @@ import type { AuthzCallRecorder } from '../authz/chain.js';
 import { observeCredentialCaches } from '../security/credential-cache.js';
 import { StoreUnavailableError } from '../store/types.js';
 import type { SigningKey } from '../token/keys.js';
+import { CountBuffer, LocalHistogram } from './hot-metrics.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -15,7 +16,9 @@ import type { Logger } from './logger.js';
  * Every label takes its values from a small fixed set: the route names below, HTTP statuses, the
  * grant types, and the backend names the config produced at start. Nothing a client sends
  * becomes a label value as it is, so a scan of random URLs cannot grow the series without bound.
- * Label children are resolved once and kept, so the hot path does no label hashing.
+ * Label children are resolved once and kept, and the series a token request touches count in
+ * plain numbers that reach prom-client at the next scrape (hot-metrics.ts), so the hot path does
+ * no label hashing.
  */
 
 /** What `/metrics` reports the routes as. */
@@ -74,14 +77,19 @@ interface Observe {
 export class Metrics {
   readonly registry = new Registry();
 
+  /** The buffered series of the counters below; a scrape of any of them moves every count in. */
+  private readonly counts = new CountBuffer();
+  private readonly flushCounts = () => this.counts.flush();
+
   readonly requests = new Counter({
     name: 'sts_http_requests_total',
     help: 'HTTP requests answered, by route, status and grant type',
     labelNames: ['route', 'status', 'grant_type'] as const,
     registers: [this.registry],
+    collect: this.flushCounts,
   });
 
-  readonly tokenDuration = new Histogram({
+  readonly tokenDuration = new LocalHistogram({
     name: 'sts_token_request_duration_seconds',
     help: 'Time to answer a token request (parse, authenticate, authorize, sign), by result',
     labelNames: ['result'] as const,
@@ -94,6 +102,7 @@ export class Metrics {
     help: 'Answers of the authentication backends, by backend and outcome',
     labelNames: ['backend', 'outcome'] as const,
     registers: [this.registry],
+    collect: this.flushCounts,
   });
 
   readonly authzDenials = new Counter({
@@ -103,7 +112,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly backendDuration = new Histogram({
+  readonly backendDuration = new LocalHistogram({
     name: 'sts_backend_duration_seconds',
     help: 'Time a backend took to answer one call, by kind (authn, authz) and backend',
     labelNames: ['kind', 'backend'] as const,
@@ -123,6 +132,7 @@ export class Metrics {
     help: 'Credential cache lookups, by backend and result (hit, miss)',
     labelNames: ['backend', 'result'] as const,
     registers: [this.registry],
+    collect: this.flushCounts,
   });
 
   /**
@@ -172,7 +182,7 @@ export class Metrics {
     let byStatus = byGrant.get(grant);
     if (!byStatus) byGrant.set(grant, (byStatus = new Map()));
     let child = byStatus.get(status);
-    if (!child) byStatus.set(status, (child = this.requests.labels(route, statusLabel(status), grant)));
+    if (!child) byStatus.set(status, (child = this.counts.of(this.requests, route, statusLabel(status), grant)));
     child.inc();
   }
 
@@ -185,9 +195,9 @@ export class Metrics {
   /** The children of one authentication backend's series, resolved once. */
   authnRecorder(backend: string): AuthnCallRecorder {
     const outcomes: Record<AuthnResult['outcome'], Inc> = {
-      identity: this.authnResults.labels(backend, 'identity'),
-      'no-match': this.authnResults.labels(backend, 'no_match'),
-      denied: this.authnResults.labels(backend, 'denied'),
+      identity: this.counts.of(this.authnResults, backend, 'identity'),
+      'no-match': this.counts.of(this.authnResults, backend, 'no_match'),
+      denied: this.counts.of(this.authnResults, backend, 'denied'),
     };
     const unavailable = this.authnResults.labels(backend, 'unavailable');
     const error = this.authnResults.labels(backend, 'error');
@@ -228,7 +238,7 @@ export class Metrics {
    */
   countCacheLookups(backends: Iterable<string>): () => void {
     const children = new Map<string, { hit: Inc; miss: Inc }>();
-    const childrenOf = (name: string) => ({ hit: this.cacheLookups.labels(name, 'hit'), miss: this.cacheLookups.labels(name, 'miss') });
+    const childrenOf = (name: string) => ({ hit: this.counts.of(this.cacheLookups, name, 'hit'), miss: this.counts.of(this.cacheLookups, name, 'miss') });
     for (const name of backends) children.set(name, childrenOf(name));
     const other = childrenOf('other');
     return observeCredentialCaches({

@@ -98,17 +98,37 @@ export class CredentialCache<R> {
   async verify(backend: string, user: string, secret: string, check: () => Promise<R>): Promise<R> {
     if (this.ttlMs === 0) return check();
     const id = this.digest(backend, user, secret);
+    const hit = this.take(id, backend);
+    if (hit) return hit.result;
+    return this.miss(id, backend, user, check);
+  }
+
+  /**
+   * The remembered result for these credentials, synchronously, or undefined (then call `verify`,
+   * which counts the miss). For the hot path: a hit costs no promise and no closure for `check`.
+   */
+  peek(backend: string, user: string, secret: string): { result: R } | undefined {
+    if (this.ttlMs === 0) return undefined;
+    return this.take(this.digest(backend, user, secret), backend, false);
+  }
+
+  /** A remembered, unexpired entry (made the most recent), or undefined. */
+  private take(id: string, backend: string, countMiss = true): Entry<R> | undefined {
     const hit = this.entries.get(id);
     if (hit) {
       if (hit.expiresAt > this.now()) {
         this.entries.delete(id);
         this.entries.set(id, hit);
         if (observers.size > 0) tell(backend, true);
-        return hit.result;
+        return hit;
       }
       this.entries.delete(id);
     }
-    if (observers.size > 0) tell(backend, false);
+    if (countMiss && observers.size > 0) tell(backend, false);
+    return undefined;
+  }
+
+  private miss(id: string, backend: string, user: string, check: () => Promise<R>): Promise<R> {
     const flying = this.inFlight.get(id);
     if (flying) return flying.promise;
 

@@ -1,12 +1,23 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditEvent, AuditSink } from '../observability/audit.js';
 import { parseTokenRequest, type TokenRequest } from '../protocol/request.js';
-import { tokenResponse } from '../protocol/response.js';
-import { formatScopes } from '../protocol/scope.js';
+import { isoTime } from '../protocol/iso-time.js';
+import { tokenResponseJson } from '../protocol/response.js';
+import { formatScopes, type ResourceScope } from '../protocol/scope.js';
 import { withStoreDeadline } from '../store/deadline.js';
 import type { TokenIssuer } from '../token/issue.js';
 import { clientIp, type RealIpSettings } from './client-ip.js';
 import { sendError, statusOf, toTokenError } from './errors.js';
+
+/** What Fastify sends for a serialized object; the token response is written as a string. */
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The granted scopes as the audit line lists them: one string each, none with no action left. */
+function grantedScopes(granted: readonly ResourceScope[]): string[] {
+  const out: string[] = [];
+  for (const scope of granted) if (scope.actions.length > 0) out.push(formatScopes([scope]));
+  return out;
+}
 
 export interface TokenRouteOptions {
   pathPrefix: string;
@@ -42,13 +53,16 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
     return sendError(reply, error, options.realm, request.method === 'POST');
   });
 
+  // Without a store there is no deadline to carry, and no closure to make per request.
+  const storeDeadline = options.storeQueryTimeoutMs !== undefined && options.storeQueryTimeoutMs > 0 ? options.storeQueryTimeoutMs : undefined;
+
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const method = request.method === 'POST' ? 'POST' : 'GET';
     let parsed: TokenRequest | undefined;
     let ip: string | undefined;
     const event: AuditEvent = {
-      time: new Date().toISOString(),
+      time: isoTime(Date.now()),
       ip: request.ip,
       method,
       grant_type: undefined,
@@ -83,14 +97,16 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
       // Every store call made for this request is bound by store.query_timeout (never admin work).
       const tokenRequest = parsed;
       const clientAddress = ip;
-      const issued = await withStoreDeadline(options.storeQueryTimeoutMs, () => options.issuer().issue(tokenRequest, clientAddress));
+      const issuer = options.issuer();
+      const issued = await (storeDeadline ? withStoreDeadline(storeDeadline, () => issuer.issue(tokenRequest, clientAddress)) : issuer.issue(tokenRequest, clientAddress));
       event.account = issued.identity.account;
       event.backend = issued.identity.tokenId ? `${issued.identity.backend}:${issued.identity.tokenId}` : issued.identity.backend;
-      event.granted = formatScopes(issued.granted).split(' ').filter((s) => s !== '');
+      event.granted = grantedScopes(issued.granted);
       event.result = 'issued';
       event.reason = issued.decisions.map((d) => `${d.requested.type}:${d.requested.name}: ${d.reason}`).join('; ') || 'no scope requested';
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-      return tokenResponse({
+      // A string with its content type goes out as it is, without Fastify's serializer.
+      reply.header('content-type', JSON_TYPE).header('cache-control', 'no-store').header('pragma', 'no-cache');
+      return tokenResponseJson({
         token: issued.token,
         expiresIn: issued.expiresIn,
         issuedAtMs: issued.issuedAtMs,
@@ -105,7 +121,7 @@ export async function tokenRoutes(app: FastifyInstance, options: TokenRouteOptio
       event.reason = error.reason;
       throw error;
     } finally {
-      event.duration_ms = Number(process.hrtime.bigint() - started) / 1e6;
+      event.duration_ms = performance.now() - started;
       options.audit.write(event);
     }
   };

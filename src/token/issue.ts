@@ -75,7 +75,8 @@ export class TokenIssuer {
     const decisions: ScopeDecision[] = [];
     for (const requested of scopes) {
       const asked = expandRequest(requested);
-      const decision: AuthzDecision = await authorize(this.authorizers, identity, asked, { ip, service });
+      const answer = authorize(this.authorizers, identity, asked, { ip, service });
+      const decision: AuthzDecision = answer instanceof Promise ? await answer : answer;
       // Never grant more than was asked, whatever a backend answers, nor more than an access
       // token's own scopes.
       const byRules = asked.actions.filter((a) => decision.actions.includes(a)).sort();
@@ -113,7 +114,9 @@ export class TokenIssuer {
     });
     const token = await this.signer.sign(claims);
     const issued: IssuedToken = { token, identity: authn.identity, decisions, granted, expiresIn: this.settings.expiresIn, issuedAtMs };
-    const refreshToken = await this.refreshTokenFor(request, authn.identity);
+    // Most requests want none: no promise to wait for then.
+    const pending = this.refreshTokenFor(request, authn.identity);
+    const refreshToken = typeof pending === 'string' || pending === undefined ? pending : await pending;
     if (refreshToken) issued.refreshToken = refreshToken;
     return issued;
   }
@@ -125,7 +128,7 @@ export class TokenIssuer {
    * made for an account its backend cannot look up without a password (ext_auth, webhook_auth):
    * every use re-checks the owner, so it would fail at once; the client keeps the password instead.
    */
-  private async refreshTokenFor(request: TokenRequest, identity: Identity): Promise<string | undefined> {
+  private refreshTokenFor(request: TokenRequest, identity: Identity): string | Promise<string> | undefined {
     if (identity.via === 'refresh_token') return request.grantType === 'refresh_token' || request.offline ? identity.refreshToken : undefined;
     if (!request.offline || !this.refresh || identity.via !== 'password' || identity.anonymous) return undefined;
     if (!this.authenticators.find((a) => a.name === identity.backend)?.lookup) return undefined;
