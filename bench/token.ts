@@ -532,6 +532,8 @@ interface Measured {
   rssMb: number;
   peakRssMb: number;
   serverCores: number;
+  /** Server CPU (all its processes) per answered request of the measured run, in microseconds. */
+  serverCpuUs: number;
   benchCores: number;
   otherCores: number;
   /** Requests answered (the sample check, the warm-up, the measured run) and sent. */
@@ -700,6 +702,7 @@ async function runScenario(
       rssMb: memory.rss,
       peakRssMb: memory.peak,
       serverCores,
+      serverCpuUs: ((cpu1.server - cpu0.server) / Math.max(1, result.requests.total ?? 0)) * 1e6,
       benchCores,
       otherCores: Math.max(0, machineCores - serverCores - benchCores),
       // The refresh scenario's password login is one more audited request.
@@ -835,16 +838,23 @@ async function main(): Promise<number> {
     ]),
   );
   console.log('\nratio to ref: req/s divided by the reference endpoint\'s with the same algorithm and workers, measured in this run.');
+  // The steadier figure on a shared machine: the reference's CPU per request over ours (1 = as cheap).
+  const cpuRatioOf = (r: Measured): number => {
+    const ref = r.scenario.reference === undefined ? undefined : byName.get(r.scenario.reference);
+    return ref ? ref.serverCpuUs / r.serverCpuUs : NaN;
+  };
   console.log('');
-  console.log('CPU during the measured run (cores = CPU seconds per wall second; "other" = the rest of the machine):');
+  console.log('CPU during the measured run (cores = CPU seconds per wall second; "other" = the rest of the machine; CPU ratio = the reference\'s µs/req over this one\'s):');
   console.log(
     table([
-      ['scenario', '2xx total', 'audit lines / answered', 'server cores', 'autocannon cores', 'other cores', 'server peak RSS MB'],
+      ['scenario', '2xx total', 'audit lines / answered', 'server cores', 'server CPU µs/req', 'CPU ratio to ref', 'autocannon cores', 'other cores', 'server peak RSS MB'],
       ...results.map((r) => [
         r.scenario.name,
         String(r.total2xx),
         `${r.auditLines} / ${r.answered}`,
         fixed(r.serverCores, 2),
+        fixed(r.serverCpuUs, 0),
+        r.scenario.reference === undefined ? '(ref)' : fixed(cpuRatioOf(r), 2),
         fixed(r.benchCores, 2),
         fixed(r.otherCores, 2) + (r.otherCores > NOISY_CORES ? ' (noisy)' : ''),
         fixed(r.peakRssMb, 1),
