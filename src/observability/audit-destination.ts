@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { LogAuditSink, type AuditEvent, type AuditSink } from './audit.js';
-import { createAuditLogger, streamOf, type Logger } from './logger.js';
+import { createAuditLogger, LOG_WRITE_BYTES, streamOf, type Logger } from './logger.js';
 
 /** The `audit` section: where the audit trail (one JSON line per token decision) goes. */
 export const auditSchema = z
@@ -58,7 +58,7 @@ export function openAuditOutput(section: AuditConfig, baseDir: string, logger: L
   // with the file's name instead of surfacing later as a stream error.
   mkdirSync(dirname(file), { recursive: true });
   closeSync(openSync(file, 'a', 0o640));
-  const destination = pino.destination({ dest: file, append: true, mkdir: true, mode: 0o640, sync: false });
+  const destination = pino.destination({ dest: file, append: true, mkdir: true, mode: 0o640, sync: false, maxWrite: LOG_WRITE_BYTES });
   destination.on('error', (err: Error) => logger.error({ err, file }, 'cannot write the audit file'));
   sinks.push(new LogAuditSink(createAuditLogger(destination)));
   let closed: Promise<void> | undefined;

@@ -20,6 +20,20 @@ export const REDACTED_PATHS = [
   'req.headers.cookie',
 ];
 
+/**
+ * The most one write to the log may carry. sonic-boom (pino's stream) writes one buffer per
+ * completed write, at most 16 KiB by default: under full load the event loop turns too slowly for
+ * that to keep up with the audit trail (one line per token), and the unwritten lines piled up in
+ * memory without bound (hundreds of MB in a 5-minute benchmark, performance.md). With 1 MiB a
+ * turn carries everything written since the last one.
+ */
+export const LOG_WRITE_BYTES = 1024 * 1024;
+
+/** stdout, written asynchronously in writes of up to LOG_WRITE_BYTES. */
+function stdoutDestination(): pino.DestinationStream {
+  return pino.destination({ dest: process.stdout.fd ?? 1, sync: false, maxWrite: LOG_WRITE_BYTES });
+}
+
 export function createLogger(options: LoggerOptions = {}, destination?: pino.DestinationStream): Logger {
   const merged: LoggerOptions = {
     level: 'info',
@@ -28,7 +42,7 @@ export function createLogger(options: LoggerOptions = {}, destination?: pino.Des
     ...options,
     redact: { paths: REDACTED_PATHS, censor: '***' },
   };
-  return destination ? pino(merged, destination) : pino(merged);
+  return pino(merged, destination ?? stdoutDestination());
 }
 
 /**

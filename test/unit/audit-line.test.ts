@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LogAuditSink, type AuditEvent } from '../../src/observability/audit.js';
 import { openAuditOutput } from '../../src/observability/audit-destination.js';
-import { createAuditLogger, createLogger } from '../../src/observability/logger.js';
+import { createAuditLogger, createLogger, LOG_WRITE_BYTES, streamOf } from '../../src/observability/logger.js';
 
 /** A pino destination that keeps every line. */
 function capture(): { lines: string[]; stream: { write(line: string): void } } {
@@ -100,5 +100,16 @@ describe('the audit line', () => {
     createLogger({ level: 'info' }, general.stream).info({ password: 'hunter2', req: { headers: { authorization: SECRET } } }, 'x');
     expect(general.lines[0]).not.toContain('hunter2');
     expect(general.lines[0]).not.toContain(SECRET);
+  });
+});
+
+describe('the log stream', () => {
+  it('writes up to 1 MiB at a time, so that the audit trail keeps up under full load', () => {
+    // sonic-boom's default, 16 KiB per completed write, fell behind one line per token and
+    // buffered hundreds of MB in a 5-minute benchmark (performance.md).
+    const stream = streamOf(createLogger({ level: 'silent' })) as unknown as { maxWrite: number; sync: boolean };
+    expect(stream.maxWrite).toBe(LOG_WRITE_BYTES);
+    expect(LOG_WRITE_BYTES).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(stream.sync).toBe(false);
   });
 });
