@@ -210,29 +210,27 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
   // A staged key with an activation time (token.keyring.activation_delay) starts to sign at that
   // time, in every replica at once: the moment follows from the shared keyring.json.
   let activationTimer: NodeJS.Timeout | undefined;
-  const signWithCurrentKey = () => {
-    const keyring = active.loaded.keyring;
-    if (!keyring) return;
-    const signing = keyringView(keyring.keys, keyring.settings, clock()).signing;
-    if (!signing || signing.key === active.signer.key) return;
-    const next: LoadedConfig = { ...active.loaded, signingKey: signing.key };
-    const built = build(next);
-    active = { loaded: next, issuer: built.issuer, signer: built.signer };
-    announceKey(signing.key);
-  };
-  const scheduleActivation = () => {
+  const followKeyring = () => {
     clearTimeout(activationTimer);
     const keyring = active.loaded.keyring;
-    const at = keyring && keyringView(keyring.keys, keyring.settings, clock()).nextActivationMs;
-    if (at === undefined) return;
+    if (!keyring) return;
+    // One clock reading for both questions: a timer may fire a little early (libuv's loop time
+    // lags the clock), and a key that turns active between two readings would be neither
+    // switched to nor scheduled.
+    const now = clock();
+    const view = keyringView(keyring.keys, keyring.settings, now);
+    if (view.signing && view.signing.key !== active.signer.key) {
+      const next: LoadedConfig = { ...active.loaded, signingKey: view.signing.key };
+      const built = build(next);
+      active = { loaded: next, issuer: built.issuer, signer: built.signer };
+      announceKey(view.signing.key);
+    }
+    if (view.nextActivationMs === undefined) return;
     // setTimeout takes at most 2^31-1 ms (24.8 days): a later time is re-checked then.
-    activationTimer = setTimeout(() => {
-      signWithCurrentKey();
-      scheduleActivation();
-    }, Math.min(Math.max(at - clock(), 0), 2 ** 31 - 1));
+    activationTimer = setTimeout(followKeyring, Math.min(Math.max(view.nextActivationMs - now, 0), 2 ** 31 - 1));
     activationTimer.unref();
   };
-  scheduleActivation();
+  followKeyring();
   const stopCountingCache = metrics?.countCacheLookups([...authenticators.map((a) => a.name), 'ext_authz', 'webhook_authz']);
   if (config.server.real_ip_header && !config.server.trusted_proxies) {
     logger.warn(
@@ -366,7 +364,7 @@ export async function createServer(loaded: LoadedConfig, options: ServerOptions 
         metrics?.setCertificate(built.signer.key);
         watchExpiry();
       }
-      scheduleActivation();
+      followKeyring();
       if (result.restartRequired.length > 0) {
         logger.warn({ settings: result.restartRequired }, `config reload: ${result.restartRequired.join(', ')} changed; restart to apply (the old values stay in force)`);
       }
