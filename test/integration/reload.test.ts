@@ -249,6 +249,10 @@ describe('serve (built CLI)', () => {
     const { url } = served;
     expect(url.startsWith('https://')).toBe(true);
     const { port } = new URL(url);
+    // serveCli returns at the first worker's "listening"; a worker still loading its modules has no
+    // SIGHUP handler yet, and the signal would end it (it restarts, with the new files).
+    const running = served;
+    await until(async () => running.stdout().split('"msg":"listening"').length - 1 >= workers, 15_000);
 
     const fingerprint = () =>
       new Promise<string>((resolve, reject) => {
@@ -280,7 +284,7 @@ describe('serve (built CLI)', () => {
     const expected = new X509Certificate(second.certPem).fingerprint256;
     // Each new connection may land on any worker: several in a row must all see the new pair.
     const allNew = async () => (await Promise.all(Array.from({ length: 6 }, fingerprint))).every((f) => f === expected);
-    await until(allNew, 3000);
+    await until(allNew, 10_000);
 
     expect(await get()).toBe(200);
     // Both requests went over the one connection opened before the swap.
